@@ -1,0 +1,134 @@
+"""params.yaml -> frozen dataclasses. Unknown keys are rejected with the dotted path that holds them."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from salsa2.frontends import FrontendConfig
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, recursing into dataclass-typed fields."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint = args[0] if len(args) == 1 else hint
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = parse(hint, value, f"{where}.{key}")
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+@dataclass(frozen=True)
+class AudioEncoderParams:
+    """One entry of ``audio_encoders``: architecture, the frontend it reads, its learning rate, its kwargs."""
+
+    arch: str
+    frontend: str
+    lr: float = 1e-3
+    batch_size: int | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextParams:
+    model: str = "minilm"
+    max_length: int = 32
+    trainable_layers: int = 0
+    normalize: bool = True
+    pooling: str | None = None
+    lr: float = 2e-5
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """One training stage's schedule: Adam, ``warmup_epochs`` of linear warm-up, cosine decay to ``lr_min``.
+
+    ``lr`` is the projection heads' rate; encoders use their own (``audio_encoders.<name>.lr``, ``text.lr``)
+    and the loss's learnable parameters ``loss_lr``; all follow the same schedule shape (scaled by
+    ``lr_min / lr`` at the end). ``layout``: ``clips`` = each batch holds ``batch_size`` clips with all their
+    captions (an epoch visits every clip once); ``pairs`` = each batch holds ``batch_size`` caption-clip pairs
+    (an epoch visits every caption once; as in seed 002).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    layout: str = "clips"
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    warmup_epochs: float = 1.0
+    loss_lr: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    max_seconds: float = 0.0
+    sup_weight: float = 1.0
+    teachers: str | list = "all"
+
+
+@dataclass(frozen=True)
+class Params:
+    encoders: list
+    loss: str
+    seed: int
+    frontends: dict
+    audio_encoders: dict
+    text: TextParams
+    embed_dim: int
+    losses: dict
+    stage1: TrainParams
+    stage2: TrainParams
+
+    def frontend(self, name: str) -> FrontendConfig:
+        if name not in self.frontends:
+            raise ConfigError(f"params.yaml: frontend {name!r} is not defined under frontends")
+        return parse(FrontendConfig, self.frontends[name], f"frontends.{name}")
+
+    def audio_encoder(self, name: str) -> AudioEncoderParams:
+        if name not in self.audio_encoders:
+            raise ConfigError(
+                f"params.yaml: encoder {name!r} is not defined under audio_encoders (known: "
+                f"{sorted(self.audio_encoders)})"
+            )
+        return parse(AudioEncoderParams, self.audio_encoders[name], f"audio_encoders.{name}")
+
+    def loss_kwargs(self, name: str) -> dict:
+        return dict(self.losses.get(name) or {})
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def training_params(raw: dict) -> Params:
+    """The sections the training stages read (other sections belong to other stages)."""
+    keys = [f.name for f in dataclasses.fields(Params)]
+    missing = [k for k in keys if k not in raw]
+    if missing:
+        raise ConfigError(f"params.yaml: missing section(s) {missing}")
+    return parse(Params, {k: raw[k] for k in keys}, "params.yaml")

@@ -1,0 +1,13 @@
+"""Dataset preparers: each turns a dataset as published into the common tables (``salsa2.tables``).
+
+``DATASETS.build(name, **params)`` returns a ``Prepared`` (audio table, captions table, rejects). Adding a
+dataset is one module here plus one import line below.
+"""
+
+from salsa2.registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+
+from salsa2.datasets import folder  # noqa: E402,F401
+
+__all__ = ["DATASETS"]

@@ -1,0 +1,39 @@
+"""Embedding whole splits with a trained dual encoder (evaluation, similarity dumps, search)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from salsa2.data import RetrievalData, collate_mels
+from salsa2.model import DualEncoder
+from salsa2.text_features import TextFeatureStore
+
+
+@torch.no_grad()
+def embed_audio(model: DualEncoder, data: RetrievalData, batch_size: int = 32) -> np.ndarray:
+    """(A, D) normalised audio embeddings, in ``data.audio_ids`` order (batched by length for speed)."""
+    model.eval()
+    order = np.argsort(data.frames(), kind="stable")
+    out = np.zeros((len(order), model.cfg.embed_dim), dtype=np.float32)
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        mel, lengths = collate_mels([data.mel(i) for i in idx])
+        out[idx] = model.encode_audio(mel, lengths).float().numpy()
+    return out
+
+
+@torch.no_grad()
+def embed_captions(
+    model: DualEncoder, data: RetrievalData, text_features: TextFeatureStore | None = None, batch_size: int = 256
+) -> np.ndarray:
+    """(T, D) normalised caption embeddings in ``data.caption_ids`` order."""
+    model.eval()
+    out = []
+    for s in range(0, len(data.caption_ids), batch_size):
+        if text_features is not None:
+            feats = torch.from_numpy(text_features.lookup(data.caption_ids[s : s + batch_size]))
+            out.append(model.encode_text_features(feats).float().numpy())
+        else:
+            out.append(model.encode_text(data.texts[s : s + batch_size]).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.cfg.embed_dim), np.float32)

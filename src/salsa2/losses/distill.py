@@ -1,0 +1,60 @@
+"""Distillation from estimated correspondences (seed 002, L_dist), and its mix with L_sup (seed 002 sec. 5.3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from salsa2.losses import LOSSES
+from salsa2.losses.base import soft_cross_entropy
+
+
+@LOSSES.register("distill")
+class DistillLoss(nn.Module):
+    """L_dist = H(p-hat_a, q_a) + H(p-hat_c, q_c).
+
+    p-hat_a(a_i | c_j) = softmax_i(C-hat_ij / tau_teacher) over the batch's audios, p-hat_c(c_j | a_i) =
+    softmax_j(C-hat_ij / tau_teacher) over its captions, where C-hat is the ensemble's mean similarity
+    restricted to the batch (``teacher``). q as in NT-Xent at ``tau``. Seed 002 uses tau = 0.05 for both.
+    """
+
+    def __init__(self, tau: float = 0.05, teacher_tau: float | None = None) -> None:
+        super().__init__()
+        self.tau = tau
+        self.teacher_tau = tau if teacher_tau is None else teacher_tau
+
+    def forward(self, sim: torch.Tensor, positives: torch.Tensor, teacher: torch.Tensor | None = None):
+        if teacher is None:
+            raise ValueError("the distillation loss needs teacher similarities (stage 2 with soft targets)")
+        logits = sim / self.tau
+        t = teacher.to(sim.dtype) / self.teacher_tau
+        p_audio = torch.softmax(t, dim=0)
+        p_caption = torch.softmax(t, dim=1)
+        return {"distill_loss": soft_cross_entropy(logits, p_audio, 0) + soft_cross_entropy(logits, p_caption, 1)}
+
+
+class MixedLoss(nn.Module):
+    """lambda * L_sup + (1 - lambda) * L_dist, the weight applied exactly once (seed 002 sec. 5.3).
+
+    Terms whose weight is 0 are not computed. The unweighted values are reported as ``sup`` and ``dist``.
+    """
+
+    def __init__(self, supervised: nn.Module, distill: nn.Module, sup_weight: float) -> None:
+        super().__init__()
+        if not 0.0 <= sup_weight <= 1.0:
+            raise ValueError(f"sup_weight must lie in [0, 1], got {sup_weight}")
+        self.supervised = supervised
+        self.distill = distill
+        self.sup_weight = sup_weight
+
+    def forward(self, sim: torch.Tensor, positives: torch.Tensor, teacher: torch.Tensor | None = None):
+        out: dict[str, torch.Tensor] = {}
+        if self.sup_weight > 0:
+            sup = sum(v for k, v in self.supervised(sim, positives, teacher).items() if k.endswith("_loss"))
+            out["sup_loss"] = self.sup_weight * sup
+            out["sup"] = sup.detach()
+        if self.sup_weight < 1:
+            dist = self.distill(sim, positives, teacher)["distill_loss"]
+            out["dist_loss"] = (1 - self.sup_weight) * dist
+            out["dist"] = dist.detach()
+        return out

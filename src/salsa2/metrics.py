@@ -1,0 +1,135 @@
+"""Retrieval metrics: mAP@k and R@k for any number of relevant items per query, fair to ties.
+
+Definitions (seed 000 sec. 3.8, seed 001 sec. IV-D). For a query with m relevant items and a ranking:
+    AP@K = 1/norm * sum_{k <= K, item k relevant} P(k),   P(k) = (# relevant in the top k) / k
+    R@k  = (# relevant in the top k) / m
+with norm = min(m, K) (the DCASE 2024 / seed 001 convention; for one relevant item AP@10 = 1/rank when
+rank <= 10) or norm = m (the DCASE 2025 baseline's mAP@16). Text -> audio: each caption's relevant item is
+its own clip. Audio -> text: all captions of the clip. Relevance comes from clip ids, never from positions.
+
+Ties: items with equal scores are ranked in random order and the metrics are their *expected* values over
+that order, computed exactly (a constant score matrix scores at chance, not at 0 or 1). Within a tie group
+of t items holding r relevant ones, slot j is relevant with probability r/t, and, given that, holds in
+expectation (j-1)(r-1)/(t-1) relevant items before it in the group; precision is linear in the hit count,
+so the expectation of AP is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def query_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int], map_k: int, norm: str) -> tuple:
+    """Expected (AP@map_k, [hits@k / m for k in ks]) of one query. ``scores`` (N,), ``relevant`` item indices."""
+    relevant = np.unique(relevant)
+    m = len(relevant)
+    if m == 0:
+        raise ValueError("a query without relevant items cannot be scored")
+    rel_scores = scores[relevant]
+    values, counts = np.unique(rel_scores, return_counts=True)  # ascending
+    kmax = max(max(ks), map_k)
+    ap = 0.0
+    hits = np.zeros(len(ks))
+    rel_above = 0
+    for v, r in zip(values[::-1], counts[::-1]):  # best-scored group first
+        g = int((scores > v).sum())
+        if g >= kmax:
+            break
+        t = int((scores == v).sum())
+        j = np.arange(1, t + 1)
+        pos = g + j
+        p_rel = r / t
+        expected_before = (j - 1) * (r - 1) / max(t - 1, 1)
+        in_map = pos <= map_k
+        ap += float((p_rel * (rel_above + 1 + expected_before[in_map]) / pos[in_map]).sum())
+        for i, k in enumerate(ks):
+            hits[i] += p_rel * int((pos <= k).sum())
+        rel_above += int(r)
+    denom = min(m, map_k) if norm == "min" else m
+    return ap / denom, hits / m
+
+
+def retrieval_metrics(
+    score_block: Callable[[int, int], np.ndarray],
+    relevant: Sequence[np.ndarray],
+    *,
+    ks: Sequence[int] = (1, 5, 10),
+    map_k: int = 10,
+    norm: str = "min",
+    block: int = 512,
+) -> dict[str, float]:
+    """Mean metrics over queries. ``score_block(start, stop)`` returns the (stop-start, N) scores of those queries.
+
+    Only one block of scores exists at a time, so memory is O(block * N).
+    """
+    if norm not in ("min", "all"):
+        raise ValueError("norm must be 'min' or 'all'")
+    n = len(relevant)
+    ap_sum = 0.0
+    hit_sum = np.zeros(len(ks))
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        scores = np.asarray(score_block(start, stop), dtype=np.float64)
+        for row, rel in zip(scores, relevant[start:stop]):
+            ap, hits = query_metrics(row, np.asarray(rel), ks, map_k, norm)
+            ap_sum += ap
+            hit_sum += hits
+    out = {f"mAP@{map_k}": ap_sum / n}
+    out.update({f"R@{k}": float(h / n) for k, h in zip(ks, hit_sum)})
+    return out
+
+
+def group_indices(keys: Sequence[str], universe: Sequence[str]) -> list[np.ndarray]:
+    """For each key of ``keys``, the positions in ``universe`` holding that key."""
+    where: dict[str, list[int]] = {}
+    for i, u in enumerate(universe):
+        where.setdefault(u, []).append(i)
+    missing = [k for k in keys if k not in where]
+    if missing:
+        raise KeyError(f"{len(missing)} queries have no relevant item, e.g. {missing[0]!r}")
+    return [np.asarray(where[k]) for k in keys]
+
+
+ScoreFn = Callable[[slice, slice], np.ndarray]
+
+
+def matrix_scores(matrix: np.ndarray) -> ScoreFn:
+    """A ScoreFn over an in-memory (A, T) similarity matrix."""
+    return lambda audio, captions: matrix[audio, captions]
+
+
+def embedding_scores(audio_emb: np.ndarray, text_emb: np.ndarray) -> ScoreFn:
+    """A ScoreFn computing blocks of audio_emb @ text_emb.T on demand (never the whole matrix)."""
+    return lambda audio, captions: audio_emb[audio] @ text_emb[captions].T
+
+
+def bidirectional_metrics(
+    scores: ScoreFn | np.ndarray,
+    audio_ids: Sequence[str],
+    caption_audio_ids: Sequence[str],
+    *,
+    ks: Sequence[int] = (1, 5, 10),
+    map_k: int = 10,
+    block: int = 512,
+) -> dict[str, float]:
+    """Text -> audio and audio -> text metrics of the audio x caption similarity ``scores``.
+
+    ``scores(audio_slice, caption_slice)`` returns that block of the (A, T) similarity (or pass the matrix).
+    Keys: ``t2a/mAP@10``, ``t2a/R@1`` ..., ``a2t/mAP@10`` ....
+    """
+    fn = matrix_scores(scores) if isinstance(scores, np.ndarray) else scores
+    n_audio, n_captions = len(audio_ids), len(caption_audio_ids)
+    everything_a, everything_c = slice(0, n_audio), slice(0, n_captions)
+    t2a = retrieval_metrics(
+        lambda s, e: fn(everything_a, slice(s, e)).T,
+        group_indices(list(caption_audio_ids), list(audio_ids)),
+        ks=ks, map_k=map_k, block=block,
+    )
+    a2t = retrieval_metrics(
+        lambda s, e: fn(slice(s, e), everything_c),
+        group_indices(list(audio_ids), list(caption_audio_ids)),
+        ks=ks, map_k=map_k, block=block,
+    )
+    return {**{f"t2a/{k}": v for k, v in t2a.items()}, **{f"a2t/{k}": v for k, v in a2t.items()}}

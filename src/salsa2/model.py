@@ -1,0 +1,71 @@
+"""The dual encoder: audio encoder + pooling + projection, text encoder + projection, into one space (seed 002 sec. 2).
+
+``C_ij = phi_a(a_i) . phi_c(c_j) / (|phi_a(a_i)| |phi_c(c_j)|)``: both embeddings are L2-normalised, so the
+similarity of audio i and caption j is a dot product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from salsa2.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
+from salsa2.encoders.base import AudioEncoder, weighted_mean
+from salsa2.frontends import FrontendConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a DualEncoder (saved next to its weights)."""
+
+    audio_arch: str
+    frontend: FrontendConfig
+    text_model: str = "minilm"
+    embed_dim: int = 256
+    audio_kwargs: dict = field(default_factory=dict)
+    text_kwargs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["frontend"] = FrontendConfig(**d["frontend"])
+        return cls(**d)
+
+
+class DualEncoder(nn.Module):
+    def __init__(self, cfg: ModelConfig, audio_encoder: AudioEncoder | None = None, text_encoder=None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.audio_encoder = audio_encoder or AUDIO_ENCODERS.build(
+            cfg.audio_arch, frontend=cfg.frontend, **cfg.audio_kwargs
+        )
+        self.text_encoder = text_encoder or TEXT_ENCODERS.build(cfg.text_model, **cfg.text_kwargs)
+        self.audio_proj = nn.Linear(self.audio_encoder.out_dim, cfg.embed_dim)
+        self.text_proj = nn.Linear(self.text_encoder.out_dim, cfg.embed_dim)
+
+    @property
+    def frontend(self) -> FrontendConfig:
+        return self.cfg.frontend
+
+    def audio_tokens(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected, unnormalised token sequence (B, S, D) and pooling weights (B, S)."""
+        tokens, weights = self.audio_encoder(mel, lengths)
+        return self.audio_proj(tokens), weights
+
+    def encode_audio(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) log-mel -> (B, D) L2-normalised embeddings (mean pooling over snippets / frames)."""
+        tokens, weights = self.audio_encoder(mel, lengths)
+        return F.normalize(self.audio_proj(weighted_mean(tokens, weights)), dim=-1)
+
+    def encode_text_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled text-encoder output (B, H) -> (B, D) L2-normalised (used with cached frozen features)."""
+        return F.normalize(self.text_proj(features), dim=-1)
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        return self.encode_text_features(self.text_encoder.encode(texts))

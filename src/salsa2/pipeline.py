@@ -1,0 +1,217 @@
+"""What each DVC stage does, as plain functions of explicit arguments (the stages/ scripts only parse params)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from salsa2.checkpoint import copy_weights, load_model, save_model
+from salsa2.config import Params
+from salsa2.data import RetrievalData, load_split
+from salsa2.datasets import DATASETS
+from salsa2.embed import embed_audio, embed_captions
+from salsa2.encoders import TEXT_ENCODERS
+from salsa2.features import build_cache
+from salsa2.frontends import FrontendConfig
+from salsa2.fsutil import atomic_path, write_json
+from salsa2.losses import LOSSES
+from salsa2.losses.distill import MixedLoss
+from salsa2.metrics import bidirectional_metrics
+from salsa2.model import DualEncoder, ModelConfig
+from salsa2.tables import read_tables, write_tables
+from salsa2.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
+from salsa2.text_features import TextFeatureStore, compute_text_features, save_text_features
+from salsa2.train import FitResult, fit
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------------ data
+def prepare(datasets: list[dict], out_dir: str | Path) -> pd.DataFrame:
+    """Prepare every dataset of ``datasets`` ([{name, args}]) into one pair of tables; returns the rejects."""
+    audio, captions, rejects = [], [], []
+    for entry in datasets:
+        prepared = DATASETS.build(entry["name"], **(entry.get("args") or {}))
+        audio.append(prepared.audio)
+        captions.append(prepared.captions)
+        rejects.append(prepared.rejects)
+        log.info("%s: %d clips, %d captions, %d rejected", entry["name"], len(prepared.audio),
+                 len(prepared.captions), len(prepared.rejects))
+    out_dir = Path(out_dir)
+    write_tables(out_dir, pd.concat(audio, ignore_index=True), pd.concat(captions, ignore_index=True))
+    rej = pd.concat(rejects, ignore_index=True)
+    with atomic_path(out_dir / "rejects.csv") as tmp:
+        rej.to_csv(tmp, index=False)
+    return rej
+
+
+def build_features(data_dir: str | Path, frontend: FrontendConfig, out_dir: str | Path, min_duration: float):
+    audio, _ = read_tables(data_dir)
+    return build_cache(out_dir, audio, frontend, min_duration=min_duration)
+
+
+def build_text_features(data_dir: str | Path, model: str, max_length: int, normalize: bool, pooling: str | None,
+                        out_path: str | Path) -> None:
+    data = load_split(data_dir, ["train", "val", "test"], normalize_text=normalize)
+    kwargs = {"max_length": max_length, "trainable_layers": 0, **({"pooling": pooling} if pooling else {})}
+    encoder = TEXT_ENCODERS.build(model, **kwargs)
+    feats = compute_text_features(encoder, data.texts)
+    save_text_features(out_path, data.caption_ids, feats, {"model": model, "normalize": normalize, **kwargs})
+
+
+# -------------------------------------------------------------------------------------------- training
+def model_config(params: Params, encoder: str) -> ModelConfig:
+    enc = params.audio_encoder(encoder)
+    text_kwargs = {"max_length": params.text.max_length, "trainable_layers": params.text.trainable_layers}
+    if params.text.pooling:
+        text_kwargs["pooling"] = params.text.pooling
+    return ModelConfig(
+        audio_arch=enc.arch,
+        frontend=params.frontend(enc.frontend),
+        text_model=params.text.model,
+        embed_dim=params.embed_dim,
+        audio_kwargs=dict(enc.kwargs),
+        text_kwargs=text_kwargs,
+    )
+
+
+def _splits(params: Params, data_dir, features_dir, frontend: FrontendConfig) -> tuple[RetrievalData, RetrievalData]:
+    load = lambda split: load_split(data_dir, split, features_dir, frontend, params.text.normalize)  # noqa: E731
+    return load("train"), load("val")
+
+
+def _text_store(params: Params, text_features: str | Path | None) -> TextFeatureStore | None:
+    """Cached features are used exactly when the text encoder is frozen."""
+    if params.text.trainable_layers != 0 or text_features is None:
+        return None
+    return TextFeatureStore(text_features)
+
+
+def supervised_loss(params: Params):
+    return LOSSES.build(params.loss, **params.loss_kwargs(params.loss))
+
+
+def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_features, out_dir,
+                 on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+    """Stage 1: a dual encoder trained with the supervised loss (NT-Xent or sigmoid)."""
+    cfg = model_config(params, encoder)
+    train, val = _splits(params, data_dir, features_dir, cfg.frontend)
+    model = DualEncoder(cfg)
+    store = _text_store(params, text_features)
+    enc = params.audio_encoder(encoder)
+    result = fit(model, supervised_loss(params), train, val, params.stage1, audio_lr=enc.lr, text_lr=params.text.lr,
+                 text_features=store, seed=params.seed, on_epoch=on_epoch, batch_size=enc.batch_size)
+    save_model(out_dir, model, {"stage": 1, "encoder": encoder, "loss": params.loss,
+                                "best_epoch": result.best_epoch, "val": result.best_val})
+    return result
+
+
+def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_features, init_dir, targets_path,
+                 out_dir, on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+    """Stage 2: the stage-1 model fine-tuned on estimated correspondences, lambda L_sup + (1-lambda) L_dist."""
+    cfg = model_config(params, encoder)
+    train, val = _splits(params, data_dir, features_dir, cfg.frontend)
+    model = DualEncoder(cfg)
+    copy_weights(model, init_dir)
+    stage2 = params.stage2
+    loss_fn = MixedLoss(supervised_loss(params), LOSSES.build("distill", **params.loss_kwargs("distill")),
+                        stage2.sup_weight)
+    teacher = TeacherTargets(targets_path, train.audio_ids, train.caption_ids) if stage2.sup_weight < 1 else None
+    store = _text_store(params, text_features)
+    enc = params.audio_encoder(encoder)
+    result = fit(model, loss_fn, train, val, stage2, audio_lr=enc.lr * stage2.lr / params.stage1.lr,
+                 text_lr=params.text.lr * stage2.lr / params.stage1.lr, text_features=store, teacher=teacher,
+                 seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size)
+    save_model(out_dir, model, {"stage": 2, "encoder": encoder, "loss": params.loss, "sup_weight": stage2.sup_weight,
+                                "teachers": teacher_members(params, encoder), "best_epoch": result.best_epoch,
+                                "val": result.best_val})
+    return result
+
+
+# ----------------------------------------------------------------------------- correspondence estimates
+def dump_similarities(params: Params, model_dir, data_dir, features_dir, text_features, out_path) -> None:
+    """The train-set audio x caption similarity matrix of one stage-1 model, with row/column ids."""
+    model, _ = load_model(model_dir)
+    data = load_split(data_dir, "train", features_dir, model.frontend, params.text.normalize)
+    audio = embed_audio(model, data)
+    text = embed_captions(model, data, _text_store(params, text_features))
+    save_similarities(out_path, data.audio_ids, data.caption_ids, audio, text)
+
+
+def teacher_members(params: Params, student: str) -> list[str]:
+    """Which stage-1 models estimate the correspondences for ``student`` (``stage2.teachers``)."""
+    teachers = params.stage2.teachers
+    if teachers == "all":
+        return list(params.encoders)
+    if teachers == "self":
+        return [student]
+    members = [teachers] if isinstance(teachers, str) else list(teachers)
+    unknown = [m for m in members if m not in params.encoders]
+    if unknown:
+        raise ValueError(f"stage2.teachers names {unknown}, which are not in encoders {params.encoders}")
+    return members
+
+
+def build_ensemble(params: Params, student: str, sims_dir, out_path) -> list[str]:
+    """C-hat for ``student``: the mean of its teachers' similarity matrices (seed 002 sec. 3)."""
+    members = teacher_members(params, student)
+    matrix, audio_ids, caption_ids = ensemble_similarities([Path(sims_dir) / f"{m}.npz" for m in members])
+    save_targets(out_path, matrix, audio_ids, caption_ids, members)
+    return members
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: dict[str, Path], text_features,
+             split: str = "test", ensembles: dict[str, list[str]] | None = None) -> dict:
+    """Metrics of every model and of similarity-averaged ensembles on ``split``.
+
+    ``model_dirs``: name -> checkpoint; ``features``: frontend key -> cache dir; ``ensembles``: name -> list
+    of model names whose similarity matrices are averaged (seed 004).
+    """
+    store = _text_store(params, text_features)
+    sims: dict[str, np.ndarray] = {}
+    results: dict[str, dict] = {}
+    reference: RetrievalData | None = None
+    for name, path in model_dirs.items():
+        model, info = load_model(path)
+        data = load_split(data_dir, split, features[model.frontend.key()], model.frontend, params.text.normalize)
+        if reference is None:
+            reference = data
+        elif data.audio_ids != reference.audio_ids or data.caption_ids != reference.caption_ids:
+            raise ValueError(f"{name}: its {split} clips differ from the other models' (different rejects?)")
+        sims[name] = embed_audio(model, data) @ embed_captions(model, data, store).T
+        results[name] = {**bidirectional_metrics(sims[name], data.audio_ids, data.caption_audio_ids),
+                         "best_epoch": info.get("best_epoch", -1)}
+        log.info("%s: t2a mAP@10 %.4f", name, results[name]["t2a/mAP@10"])
+    assert reference is not None
+    for ens_name, members in (ensembles or {}).items():
+        mean = np.mean([sims[m] for m in members], axis=0)
+        results[ens_name] = bidirectional_metrics(mean, reference.audio_ids, reference.caption_audio_ids)
+    n_audio = len(reference.audio_ids)
+    results["chance"] = chance_metrics(n_audio, reference)
+    return results
+
+
+def chance_metrics(n_audio: int, data: RetrievalData) -> dict[str, float]:
+    """Expected metrics of a random ranking (a constant similarity matrix)."""
+    return bidirectional_metrics(np.zeros((n_audio, len(data.caption_ids)), np.float32), data.audio_ids,
+                                 data.caption_audio_ids)
+
+
+def write_metrics(path: str | Path, results: dict) -> None:
+    """Nested JSON ``{model: {t2a: {mAP@10: ...}, a2t: {...}, best_epoch}}`` for ``dvc metrics show/diff``."""
+    nested: dict = {}
+    for name, metrics in results.items():
+        entry: dict = {}
+        for key, value in metrics.items():
+            head, _, tail = key.partition("/")
+            if tail:
+                entry.setdefault(head, {})[tail] = round(float(value), 5)
+            else:
+                entry[head] = value
+        nested[name] = entry
+    write_json(path, nested)

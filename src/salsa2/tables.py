@@ -1,0 +1,87 @@
+"""The one Parquet schema every dataset is prepared into: an audio table and a captions table.
+
+audio.parquet   audio_id (str, unique), dataset, split, path, duration (s), sample_rate (Hz, of the file),
+                channels
+captions.parquet caption_id (str, unique, ``{audio_id}#{index}``), audio_id, index (int, 0-based within the
+                clip), text (normalised), raw_text (as published)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from salsa2.fsutil import atomic_path
+
+AUDIO_COLUMNS = {
+    "audio_id": "string",
+    "dataset": "string",
+    "split": "string",
+    "path": "string",
+    "duration": "float64",
+    "sample_rate": "int64",
+    "channels": "int64",
+}
+CAPTION_COLUMNS = {
+    "caption_id": "string",
+    "audio_id": "string",
+    "index": "int64",
+    "text": "string",
+    "raw_text": "string",
+}
+SPLITS = ("train", "val", "test")
+
+
+class TableError(ValueError):
+    """A table that does not follow the schema; the message names the file and the fix."""
+
+
+def _conform(df: pd.DataFrame, columns: dict[str, str], name: str) -> pd.DataFrame:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise TableError(f"{name}: missing columns {missing}; expected {list(columns)}")
+    extra = [c for c in df.columns if c not in columns]
+    out = df[list(columns) + extra].copy()
+    for col, dtype in columns.items():
+        out[col] = out[col].astype(dtype)
+    return out.reset_index(drop=True)
+
+
+def validate_tables(audio: pd.DataFrame, captions: pd.DataFrame, name: str = "tables") -> None:
+    """Check uniqueness and referential integrity; raise ``TableError`` naming the offending rows."""
+    dup = audio["audio_id"][audio["audio_id"].duplicated()]
+    if len(dup):
+        raise TableError(f"{name}: duplicate audio_id {dup.iloc[0]!r} ({len(dup)} duplicates)")
+    dupc = captions["caption_id"][captions["caption_id"].duplicated()]
+    if len(dupc):
+        raise TableError(f"{name}: duplicate caption_id {dupc.iloc[0]!r}")
+    orphan = ~captions["audio_id"].isin(audio["audio_id"])
+    if orphan.any():
+        row = int(orphan.to_numpy().nonzero()[0][0])
+        raise TableError(
+            f"{name}: caption row {row} refers to unknown audio_id {captions['audio_id'].iloc[row]!r}"
+        )
+    bad_split = ~audio["split"].isin(SPLITS)
+    if bad_split.any():
+        row = int(bad_split.to_numpy().nonzero()[0][0])
+        raise TableError(f"{name}: audio row {row} has split {audio['split'].iloc[row]!r}; use one of {SPLITS}")
+
+
+def write_tables(out_dir: str | Path, audio: pd.DataFrame, captions: pd.DataFrame) -> None:
+    out_dir = Path(out_dir)
+    audio = _conform(audio, AUDIO_COLUMNS, "audio table")
+    captions = _conform(captions, CAPTION_COLUMNS, "captions table")
+    validate_tables(audio, captions, str(out_dir))
+    for name, df in (("audio.parquet", audio), ("captions.parquet", captions)):
+        with atomic_path(out_dir / name) as tmp:
+            df.to_parquet(tmp, index=False)
+
+
+def read_tables(data_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    data_dir = Path(data_dir)
+    audio = _conform(pd.read_parquet(data_dir / "audio.parquet"), AUDIO_COLUMNS, str(data_dir / "audio.parquet"))
+    captions = _conform(
+        pd.read_parquet(data_dir / "captions.parquet"), CAPTION_COLUMNS, str(data_dir / "captions.parquet")
+    )
+    return audio, captions

@@ -1,0 +1,41 @@
+"""Shared by the stage scripts: params loading, logging set-up and the dvclive logger."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
+
+from salsa2.config import Params, load_params, training_params  # noqa: E402
+
+PARAMS = os.environ.get("SALSA2_PARAMS", "params.yaml")
+
+
+def setup() -> dict:
+    """Configure logging and return the raw params.yaml mapping."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return load_params(PARAMS)
+
+
+def setup_training() -> Params:
+    return training_params(setup())
+
+
+def live_logger(directory: str):
+    """A dvclive logger that leaves dvc.yaml alone (metrics and plots are declared there by hand)."""
+    from dvclive import Live
+
+    live = Live(directory, dvcyaml=False, save_dvc_exp=False, report=None)
+
+    def on_epoch(epoch: int, record: dict) -> None:
+        live.step = epoch
+        for key, value in record.items():
+            if key not in ("epoch", "seconds") and isinstance(value, float):
+                live.log_metric(key, value)
+        live.next_step()
+
+    return live, on_epoch

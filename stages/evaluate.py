@@ -1,0 +1,30 @@
+"""Stage evaluate: test metrics of every stage-1 and stage-2 model and of their ensembles -> reports/."""
+
+from pathlib import Path
+
+from common import setup_training
+
+from salsa2.pipeline import evaluate, write_metrics
+from salsa2.plots import plot_training_curves
+
+if __name__ == "__main__":
+    params = setup_training()
+    models = {}
+    for stage in (1, 2):
+        for enc in params.encoders:
+            models[f"stage{stage}-{enc}"] = Path(f"models/stage{stage}/{enc}")
+    # The caches the encoders' frontends name (from params, never from whatever lies in data/features).
+    features = {}
+    for enc in params.encoders:
+        name = params.audio_encoder(enc).frontend
+        features[params.frontend(name).key()] = Path(f"data/features/{name}")
+    ensembles = {
+        "ensemble-stage1": [f"stage1-{e}" for e in params.encoders],
+        "ensemble-stage2": [f"stage2-{e}" for e in params.encoders],
+    }
+    results = evaluate(params, models, "data/prepared", features, "data/text_features.npz", "test", ensembles)
+    write_metrics("reports/metrics.json", results)
+    plot_training_curves([f"reports/train/{name}" for name in models], "reports/training_curves.png")
+    for name, m in results.items():
+        print(f"{name:>18}: t2a mAP@10 {m['t2a/mAP@10']:.4f}  R@1 {m['t2a/R@1']:.4f}  R@5 {m['t2a/R@5']:.4f}  "
+              f"R@10 {m['t2a/R@10']:.4f}")

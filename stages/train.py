@@ -1,0 +1,24 @@
+"""Stages stage1@<encoder> and stage2@<encoder>: train one dual encoder, log curves with dvclive."""
+
+import sys
+
+from common import live_logger, setup_training
+
+from salsa2.pipeline import train_stage1, train_stage2
+
+if __name__ == "__main__":
+    stage, encoder = int(sys.argv[1]), sys.argv[2]
+    params = setup_training()
+    frontend = params.audio_encoder(encoder).frontend
+    live, on_epoch = live_logger(f"reports/train/stage{stage}-{encoder}")
+    common = dict(data_dir="data/prepared", features_dir=f"data/features/{frontend}",
+                  text_features="data/text_features.npz", on_epoch=on_epoch)
+    if stage == 1:
+        result = train_stage1(params, encoder, out_dir=f"models/stage1/{encoder}", **common)
+    else:
+        result = train_stage2(params, encoder, init_dir=f"models/stage1/{encoder}",
+                              targets_path=f"models/targets/{encoder}.npz", out_dir=f"models/stage2/{encoder}",
+                              **common)
+    live.summary["best_epoch"] = result.best_epoch
+    live.summary["best_val_t2a_mAP@10"] = result.best_val["t2a/mAP@10"]
+    live.end()
