@@ -121,7 +121,7 @@ def fit(
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["loss"] = sums.get("loss", 0.0) + float(loss)
             bar.set_postfix(loss=f"{float(loss):.3f}")
         train_stats = {f"train/{k}": v / steps for k, v in sums.items()}

@@ -1,8 +1,12 @@
-"""A small MobileNetV3-style CNN (inverted residuals, squeeze-excitation, hard-swish) for the demo.
+"""Small MobileNetV3-style CNNs (inverted residuals, squeeze-excitation, hard-swish) for the demo.
 
-Same family as EfficientAT's MobileNetV3 (seed 002, "MN"), scaled down to ~0.4 M parameters so that
-it trains in seconds per epoch on two CPU cores. Handles any input length; the output tokens are
-time steps (frequency is averaged away), 16x coarser than the input frames.
+Same family as EfficientAT's MobileNetV3 (seed 002, "MN"), scaled down so that they train in seconds per
+epoch on two CPU cores. Both handle any input length; their output tokens are time steps, 16x coarser than
+the input frames.
+
+- ``small_mobilenet2d``: 2D convolutions over (frequency, time), as MobileNetV3 itself (~0.1 M params).
+- ``small_mobilenet1d``: the same blocks as 1D convolutions over time with the mel bins as input channels
+  (time-channel separable); several times faster on a CPU for equal quality, the demo's default.
 """
 
 from __future__ import annotations
@@ -16,34 +20,38 @@ from salsa2.frontends import FrontendConfig
 
 
 class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, reduction: int = 4) -> None:
+    def __init__(self, channels: int, dims: int = 2, reduction: int = 4) -> None:
         super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv1d
         hidden = max(8, channels // reduction)
         self.fc = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1), nn.Hardsigmoid()
+            conv(channels, hidden, 1), nn.ReLU(inplace=True), conv(hidden, channels, 1), nn.Hardsigmoid()
         )
+        self.axes = tuple(range(2, 2 + dims))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(x.mean(dim=(2, 3), keepdim=True))
+        return x * self.fc(x.mean(dim=self.axes, keepdim=True))
 
 
 class InvertedResidual(nn.Module):
-    """1x1 expand -> depthwise kxk (stride) -> SE -> 1x1 project, with a skip when shapes allow."""
+    """1x1 expand -> depthwise k (stride) -> SE -> 1x1 project, with a skip when shapes allow (1D or 2D)."""
 
-    def __init__(self, cin: int, cout: int, expand: int, stride: int, kernel: int = 3, se: bool = True) -> None:
+    def __init__(self, cin: int, cout: int, expand: int, stride: int, kernel: int = 3, se: bool = True,
+                 dims: int = 2) -> None:
         super().__init__()
+        conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
         hidden = cin * expand
         layers: list[nn.Module] = []
         if expand != 1:
-            layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.Hardswish()]
+            layers += [conv(cin, hidden, 1, bias=False), norm(hidden), nn.Hardswish()]
         layers += [
-            nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
-            nn.BatchNorm2d(hidden),
+            conv(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
+            norm(hidden),
             nn.Hardswish(),
         ]
         if se:
-            layers.append(SqueezeExcite(hidden))
-        layers += [nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+            layers.append(SqueezeExcite(hidden, dims))
+        layers += [conv(hidden, cout, 1, bias=False), norm(cout)]
         self.block = nn.Sequential(*layers)
         self.skip = stride == 1 and cin == cout
 
@@ -53,8 +61,9 @@ class InvertedResidual(nn.Module):
 
 
 class SmallMobileNet(AudioEncoder):
-    # (out channels, expansion, stride) per block; total stride 16 in time and frequency.
-    BLOCKS = ((16, 1, 1), (24, 4, 2), (24, 3, 1), (40, 3, 2), (40, 3, 1), (64, 4, 2), (64, 4, 1), (96, 4, 1))
+    # (out channels, expansion, stride) per block; with the stem, total stride 16 in time and frequency.
+    # Channels stay few while the resolution is high: on two CPU cores the first layers dominate the cost.
+    BLOCKS = ((16, 1, 2), (24, 3, 2), (24, 3, 1), (48, 3, 2), (48, 3, 1), (64, 4, 1))
 
     def __init__(self, frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256) -> None:
         super().__init__()
@@ -80,6 +89,41 @@ class SmallMobileNet(AudioEncoder):
         return tokens, lengths_to_mask(out_len, tokens.shape[1]).float()
 
 
-@AUDIO_ENCODERS.register("small_mobilenet")
-def build_small_mobilenet(frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256) -> AudioEncoder:
+class SmallMobileNet1d(AudioEncoder):
+    # (out channels, expansion, stride) per block over time; with the stem, total stride 16.
+    STEM = 96
+    BLOCKS = ((96, 2, 2), (128, 2, 1), (160, 2, 2), (160, 2, 1), (256, 2, 2))
+
+    def __init__(self, frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256, kernel: int = 5) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.out_dim = out_dim
+        c = lambda n: max(8, int(round(n * width)))  # noqa: E731
+        stem = c(self.STEM)
+        self.stem = nn.Sequential(nn.Conv1d(frontend.n_mels, stem, 3, 2, 1, bias=False), nn.BatchNorm1d(stem),
+                                  nn.Hardswish())
+        blocks, cin = [], stem
+        for cout, expand, stride in self.BLOCKS:
+            blocks.append(InvertedResidual(cin, c(cout), expand, stride, kernel=kernel, dims=1))
+            cin = c(cout)
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Conv1d(cin, out_dim, 1, bias=False), nn.BatchNorm1d(out_dim), nn.Hardswish())
+        self.stride = 16
+
+    def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (mel - self.frontend.norm_mean) / self.frontend.norm_std
+        x = x * lengths_to_mask(lengths, x.shape[-1])[:, None, :]
+        tokens = self.head(self.blocks(self.stem(x))).transpose(1, 2)  # (B, T', C)
+        out_len = downsample_lengths(lengths, self.stride).clamp_max(tokens.shape[1])
+        return tokens, lengths_to_mask(out_len, tokens.shape[1]).float()
+
+
+@AUDIO_ENCODERS.register("small_mobilenet2d")
+def build_small_mobilenet2d(frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256) -> AudioEncoder:
     return SmallMobileNet(frontend, width=width, out_dim=out_dim)
+
+
+@AUDIO_ENCODERS.register("small_mobilenet1d")
+def build_small_mobilenet1d(frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256,
+                            kernel: int = 5) -> AudioEncoder:
+    return SmallMobileNet1d(frontend, width=width, out_dim=out_dim, kernel=kernel)
