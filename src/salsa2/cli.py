@@ -1,0 +1,126 @@
+"""The ``salsa2`` command line: the pipeline's building blocks for use outside DVC, and model inspection.
+
+`dvc repro` runs the whole pipeline (see dvc.yaml); these commands run one piece with explicit paths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress at INFO level.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Argument(Path("data/demo"), help="Output folder (replaced atomically)."),
+    n_train: int = typer.Option(600, help="Training clips."),
+    n_val: int = typer.Option(150, help="Validation clips."),
+    n_test: int = typer.Option(300, help="Test clips."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same clips."),
+    workers: int = typer.Option(2, help="Worker processes."),
+) -> None:
+    """Synthesise the embedded demo dataset (sound scenes with five captions each)."""
+    from salsa2.demo import generate
+
+    generate(out, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, workers=workers)
+    typer.echo(f"wrote {n_train + n_val + n_test} clips to {out}")
+
+
+@app.command()
+def prepare(
+    folder: Path = typer.Argument(..., help="Folder of audio files."),
+    out: Path = typer.Argument(..., help="Output folder for audio.parquet, captions.parquet, rejects.csv."),
+    captions: str = typer.Option("captions.csv", help="Caption file (file, caption[, split]) in FOLDER."),
+    name: str = typer.Option("", help="Dataset name used in clip ids (default: the folder's name)."),
+    default_split: str = typer.Option("train", help="Split of clips when the caption file has no split column."),
+) -> None:
+    """Prepare your own folder of sounds + captions into salsa2's tables."""
+    from salsa2.pipeline import prepare as run_prepare
+
+    rejects = run_prepare(
+        [{"name": "folder", "args": {"root": str(folder), "captions": captions, "name": name,
+                                     "default_split": default_split}}], out)
+    typer.echo(f"tables in {out}; {len(rejects)} rejected (see {out / 'rejects.csv'})")
+
+
+@app.command()
+def features(
+    data: Path = typer.Argument(..., help="Prepared tables folder."),
+    out: Path = typer.Argument(..., help="Output cache folder."),
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml that defines the frontend."),
+    frontend: str = typer.Option("mel64", help="Frontend name under `frontends` in params."),
+    min_duration: float = typer.Option(0.5, help="Clips shorter than this (s) are rejected."),
+) -> None:
+    """Compute the log-mel cache of prepared clips for one frontend."""
+    from salsa2.config import load_params
+    from salsa2.features import frontend_from_params
+    from salsa2.pipeline import build_features
+
+    cfg = frontend_from_params(load_params(params)["frontends"][frontend])
+    rejects = build_features(data, cfg, out, min_duration)
+    typer.echo(f"features in {out}; {len(rejects)} rejected")
+
+
+@app.command()
+def info(checkpoint: Path = typer.Argument(..., help="A model directory (model.safetensors + config.json).")) -> None:
+    """Show how a checkpoint was trained and what it scored on validation."""
+    from salsa2.fsutil import read_json
+
+    if not (checkpoint / "config.json").exists():
+        raise typer.BadParameter(f"{checkpoint} holds no config.json; pass a folder such as models/stage2/cnn")
+    typer.echo(json.dumps(read_json(checkpoint / "config.json"), indent=2))
+
+
+@app.command()
+def evaluate(
+    checkpoint: list[Path] = typer.Argument(..., help="One or more model directories; several = an ensemble."),
+    data: Path = typer.Option(Path("data/prepared"), help="Prepared tables folder."),
+    features_dir: Path = typer.Option(Path("data/features/mel64"), "--features", help="Log-mel cache folder."),
+    split: str = typer.Option("test", help="Split to score."),
+    text_features: Optional[Path] = typer.Option(None, help="Cached frozen-text features (npz), if any."),
+    normalize_text: bool = typer.Option(True, help="Lower-case and strip punctuation before tokenising."),
+) -> None:
+    """Score checkpoints (and their similarity-averaged ensemble) on a split: mAP@10, R@1/5/10 both ways."""
+    import numpy as np
+
+    from salsa2.checkpoint import load_model
+    from salsa2.data import load_split
+    from salsa2.embed import embed_audio, embed_captions
+    from salsa2.metrics import bidirectional_metrics
+    from salsa2.text_features import TextFeatureStore
+
+    store = TextFeatureStore(text_features) if text_features else None
+    sims = []
+    for path in checkpoint:
+        model, _ = load_model(path)
+        split_data = load_split(data, split, features_dir, model.frontend, normalize_text)
+        use_store = store if model.text_encoder.frozen else None
+        sims.append(embed_audio(model, split_data) @ embed_captions(model, split_data, use_store).T)
+    result = bidirectional_metrics(np.mean(sims, axis=0), split_data.audio_ids, split_data.caption_audio_ids)
+    typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules register themselves here."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("salsa2.cli_search") is not None:
+        importlib.import_module("salsa2.cli_search").register(app)
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":
+    app()
