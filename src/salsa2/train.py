@@ -123,7 +123,7 @@ def fit(
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         train_stats = {f"train/{k}": v / steps for k, v in sums.items()}
         val_metrics = evaluate_model(model, val, text_features)
         record = {"epoch": epoch, **train_stats, **{f"val/{k}": v for k, v in val_metrics.items()},

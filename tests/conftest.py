@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny demo dataset (generated, prepared, featurised) and a briefly trained model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TinyDemo:
+    raw: Path  # the generated folder dataset
+    data: Path  # prepared tables
+    features: Path  # log-mel cache (default FrontendConfig)
+    text_features: Path  # frozen MiniLM features of every caption
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> TinyDemo:
+    from salsa2.demo import generate
+    from salsa2.frontends import FrontendConfig
+    from salsa2.pipeline import build_features, build_text_features, prepare
+
+    root = tmp_path_factory.mktemp("tiny_demo")
+    generate(root / "raw", n_train=48, n_val=16, n_test=16, seed=7, workers=1)
+    prepare([{"name": "folder", "args": {"root": str(root / "raw"), "name": "demo"}}], root / "prepared")
+    build_features(root / "prepared", FrontendConfig(), root / "features", min_duration=0.5)
+    build_text_features(root / "prepared", "minilm", 32, True, None, root / "text_features.npz")
+    return TinyDemo(root / "raw", root / "prepared", root / "features", root / "text_features.npz")
+
+
+@pytest.fixture(scope="session")
+def tiny_params():
+    """The repository's params.yaml, shrunk for tests (same keys, so the stages' code paths are exercised)."""
+    from salsa2.config import load_params, training_params
+
+    raw = load_params(REPO / "params.yaml")
+    raw["stage1"] = {**raw["stage1"], "epochs": 8, "batch_size": 16}
+    raw["stage2"] = {**raw["stage2"], "epochs": 2, "batch_size": 16}
+    return training_params(raw)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_demo, tiny_params, tmp_path_factory) -> Path:
+    """A small_mobilenet1d dual encoder trained for eight epochs on the tiny demo (checkpoint directory)."""
+    from salsa2.pipeline import train_stage1
+
+    out = tmp_path_factory.mktemp("model") / "stage1-cnn"
+    train_stage1(tiny_params, "cnn", tiny_demo.data, tiny_demo.features, tiny_demo.text_features, out)
+    return out

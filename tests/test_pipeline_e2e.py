@@ -1,0 +1,88 @@
+"""The whole DVC pipeline on a shrunken demo: repro, no-op repro, targeted re-runs, an experiment variant."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def _ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("stages", "src"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["demo"].update(n_train=40, n_val=12, n_test=12, workers=1)
+    params["stage1"].update(epochs=2, batch_size=16)
+    params["stage2"].update(epochs=1, batch_size=16)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q", "-b", "main"], root)
+    _run(["dvc", "init", "-q"], root)
+    _run(["dvc", "config", "core.analytics", "false"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "init"], root)
+    return root
+
+
+def test_repro_writes_every_report(project):
+    out = _run(["dvc", "repro"], project)
+    assert "stage2@transformer" in _ran(out) and "evaluate" in _ran(out)
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    expected = {f"stage{s}-{e}" for s in (1, 2) for e in ("cnn", "transformer")}
+    assert expected | {"ensemble-stage1", "ensemble-stage2", "chance"} <= set(metrics)
+    for name in expected:
+        assert 0 <= metrics[name]["t2a"]["mAP@10"] <= 1
+        assert metrics[name]["best_epoch"] >= 0
+    assert (project / "reports/training_curves.png").stat().st_size > 10_000
+    assert (project / "reports/train/stage1-cnn/plots/metrics/val/t2a/mAP@10.tsv").exists()
+    shown = _run(["dvc", "metrics", "show"], project)
+    assert "stage2-cnn.t2a.mAP@10" in shown
+    _run(["git", "add", "-A"], project)
+    _run(["git", "commit", "-qm", "baseline"], project)
+
+
+def test_second_repro_runs_nothing(project):
+    out = _run(["dvc", "repro"], project)
+    assert _ran(out) == set()
+
+
+def test_stage2_param_reruns_only_stage2_and_evaluate(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["stage2"]["sup_weight"] = 0.5
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run(["dvc", "repro"], project)
+    assert _ran(out) == {"stage2@cnn", "stage2@transformer", "evaluate"}
+    _run(["git", "checkout", "params.yaml"], project)
+    _run(["dvc", "checkout", "-q"], project)
+
+
+def test_sigmoid_experiment_and_metrics_diff(project):
+    out = _run(["dvc", "exp", "run", "-S", "loss=sigmoid"], project)
+    ran = _ran(out)
+    assert {"stage1@cnn", "stage1@transformer", "evaluate"} <= ran and "demo" not in ran
+    diff = _run(["dvc", "metrics", "diff", "--all"], project)
+    assert "stage1-cnn.t2a.mAP@10" in diff

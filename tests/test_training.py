@@ -1,0 +1,58 @@
+"""Training loop, checkpoints and correspondence estimates on the tiny demo."""
+
+import numpy as np
+import pytest
+import torch
+
+from salsa2.checkpoint import load_model
+from salsa2.data import load_split
+from salsa2.embed import embed_audio, embed_captions
+from salsa2.metrics import bidirectional_metrics
+from salsa2.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
+from salsa2.text_features import TextFeatureStore
+from salsa2.train import lr_factor
+
+
+def test_schedule_warmup_then_cosine():
+    assert lr_factor(0.0, 1, 10, 0.01) == 0.0
+    assert lr_factor(0.5, 1, 10, 0.01) == pytest.approx(0.5)
+    assert lr_factor(1.0, 1, 10, 0.01) == pytest.approx(1.0)
+    assert lr_factor(5.5, 1, 10, 0.01) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_factor(10.0, 1, 10, 0.01) == pytest.approx(0.01)
+
+
+def test_trained_model_beats_chance_and_reloads_identically(trained_model, tiny_demo):
+    model, info = load_model(trained_model)
+    assert 0 <= info["best_epoch"] < 8
+    data = load_split(tiny_demo.data, "test", tiny_demo.features, model.frontend, normalize_text=True)
+    store = TextFeatureStore(tiny_demo.text_features)
+    sim = embed_audio(model, data) @ embed_captions(model, data, store).T
+    metrics = bidirectional_metrics(sim, data.audio_ids, data.caption_audio_ids)
+    chance = bidirectional_metrics(np.zeros_like(sim), data.audio_ids, data.caption_audio_ids)
+    assert metrics["t2a/mAP@10"] > 2 * chance["t2a/mAP@10"]
+    again, _ = load_model(trained_model)
+    torch.testing.assert_close(embed_audio(again, data), embed_audio(model, data))
+
+
+def test_ensemble_aligns_members_by_id(tmp_path):
+    rng = np.random.default_rng(0)
+    a, t = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
+    b, u = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
+    audio_ids, caption_ids = [f"a{i}" for i in range(4)], [f"c{j}" for j in range(6)]
+    save_similarities(tmp_path / "m1.npz", audio_ids, caption_ids, a, t)
+    perm_a, perm_c = [2, 0, 3, 1], [5, 4, 3, 2, 1, 0]
+    save_similarities(tmp_path / "m2.npz", [audio_ids[i] for i in perm_a], [caption_ids[j] for j in perm_c],
+                      b[perm_a], u[perm_c])
+    mean, rows, cols = ensemble_similarities([tmp_path / "m1.npz", tmp_path / "m2.npz"])
+    assert rows == audio_ids and cols == caption_ids
+    np.testing.assert_allclose(mean, (a @ t.T + b @ u.T) / 2, rtol=1e-5)
+    save_targets(tmp_path / "t.npz", mean, rows, cols, ["m1", "m2"])
+    teacher = TeacherTargets(tmp_path / "t.npz", ["a3", "a1"], ["c0", "c5", "c2"])
+    block = teacher.block(np.array([0, 1]), np.array([2, 0]))
+    np.testing.assert_allclose(block.numpy(), mean[np.ix_([3, 1], [2, 0])])
+
+
+def test_targets_refuse_unknown_clips(tmp_path):
+    save_targets(tmp_path / "t.npz", np.zeros((1, 1), np.float32), ["a"], ["c"], ["m"])
+    with pytest.raises(KeyError, match="no estimates"):
+        TeacherTargets(tmp_path / "t.npz", ["a", "b"], ["c"])
