@@ -36,7 +36,7 @@ def load_audio(
     try:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises several types; all mean "cannot decode"
-        raise AudioReadError(path, "corrupt", str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise AudioReadError(path, "corrupt", str(err).splitlines()[0] if str(err) else type(err).__name__) from err
     if wav.size == 0:
         raise AudioReadError(path, "empty", "no samples")
     wav = wav.mean(axis=1)
@@ -57,5 +57,5 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
     try:
         info = sf.info(str(path))
     except Exception as err:
-        raise AudioReadError(path, "corrupt", str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise AudioReadError(path, "corrupt", str(err).splitlines()[0] if str(err) else type(err).__name__) from err
     return float(info.duration), int(info.samplerate), int(info.channels)

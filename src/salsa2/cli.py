@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -88,7 +87,7 @@ def evaluate(
     data: Path = typer.Option(Path("data/prepared"), help="Prepared tables folder."),
     features_dir: Path = typer.Option(Path("data/features/mel64"), "--features", help="Log-mel cache folder."),
     split: str = typer.Option("test", help="Split to score."),
-    text_features: Optional[Path] = typer.Option(None, help="Cached frozen-text features (npz), if any."),
+    text_features: Path | None = typer.Option(None, help="Cached frozen-text features (npz), if any."),
     normalize_text: bool = typer.Option(True, help="Lower-case and strip punctuation before tokenising."),
 ) -> None:
     """Score checkpoints (and their similarity-averaged ensemble) on a split: mAP@10, R@1/5/10 both ways."""

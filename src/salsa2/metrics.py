@@ -16,7 +16,7 @@ so the expectation of AP is exact.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -32,7 +32,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         d = dict(d)
         d["frontend"] = FrontendConfig(**d["frontend"])
         return cls(**d)

@@ -47,4 +47,6 @@ class TextFeatureStore:
         try:
             return self.features[[self._row[c] for c in caption_ids]]
         except KeyError as err:
-            raise KeyError(f"caption {err.args[0]!r} has no cached text feature; re-run the text_features stage")
+            raise KeyError(
+                f"caption {err.args[0]!r} has no cached text feature; re-run the text_features stage"
+            ) from None
