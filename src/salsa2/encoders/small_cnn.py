@@ -61,69 +61,57 @@ class InvertedResidual(nn.Module):
 
 
 class SmallMobileNet(AudioEncoder):
-    # (out channels, expansion, stride) per block; with the stem, total stride 16 in time and frequency.
-    # Channels stay few while the resolution is high: on two CPU cores the first layers dominate the cost.
-    BLOCKS = ((16, 1, 2), (24, 3, 2), (24, 3, 1), (48, 3, 2), (48, 3, 1), (64, 4, 1))
+    """Stem conv (stride 2) -> inverted-residual blocks -> 1x1 head; total stride 16.
 
-    def __init__(self, frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256) -> None:
+    ``dims=2``: convolutions over (frequency, time) on a one-channel spectrogram, frequency averaged at the
+    end. ``dims=1``: convolutions over time with the mel bins as input channels.
+    """
+
+    # (stem channels, ((out channels, expansion, stride) per block)) for each variant. In 2D the channels stay
+    # few while the resolution is high: on two CPU cores the first layers dominate the cost.
+    LAYOUT = {
+        2: (16, ((16, 1, 2), (24, 3, 2), (24, 3, 1), (48, 3, 2), (48, 3, 1), (64, 4, 1))),
+        1: (96, ((96, 2, 2), (128, 2, 1), (160, 2, 2), (160, 2, 1), (256, 2, 2))),
+    }
+
+    def __init__(self, frontend: FrontendConfig, dims: int = 2, width: float = 1.0, out_dim: int = 256,
+                 kernel: int = 3) -> None:
         super().__init__()
         self.frontend = frontend
         self.out_dim = out_dim
+        self.dims = dims
+        conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
         c = lambda n: max(8, int(round(n * width)))  # noqa: E731
-        stem = c(16)
-        self.stem = nn.Sequential(nn.Conv2d(1, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem), nn.Hardswish())
-        blocks, cin = [], stem
-        for cout, expand, stride in self.BLOCKS:
-            blocks.append(InvertedResidual(cin, c(cout), expand, stride))
+        stem_channels, layout = self.LAYOUT[dims]
+        cin = 1 if dims == 2 else frontend.n_mels
+        self.stem = nn.Sequential(conv(cin, c(stem_channels), 3, 2, 1, bias=False), norm(c(stem_channels)),
+                                  nn.Hardswish())
+        blocks, cin = [], c(stem_channels)
+        for cout, expand, stride in layout:
+            blocks.append(InvertedResidual(cin, c(cout), expand, stride, kernel=kernel, dims=dims))
             cin = c(cout)
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Conv2d(cin, out_dim, 1, bias=False), nn.BatchNorm2d(out_dim), nn.Hardswish())
+        self.head = nn.Sequential(conv(cin, out_dim, 1, bias=False), norm(out_dim), nn.Hardswish())
         self.stride = 16
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (mel - self.frontend.norm_mean) / self.frontend.norm_std
         x = x * lengths_to_mask(lengths, x.shape[-1])[:, None, :]  # padding is 0 after standardising
-        x = self.head(self.blocks(self.stem(x[:, None])))  # (B, C, F', T')
-        tokens = x.mean(dim=2).transpose(1, 2)  # (B, T', C)
-        out_len = downsample_lengths(lengths, self.stride).clamp_max(tokens.shape[1])
-        return tokens, lengths_to_mask(out_len, tokens.shape[1]).float()
-
-
-class SmallMobileNet1d(AudioEncoder):
-    # (out channels, expansion, stride) per block over time; with the stem, total stride 16.
-    STEM = 96
-    BLOCKS = ((96, 2, 2), (128, 2, 1), (160, 2, 2), (160, 2, 1), (256, 2, 2))
-
-    def __init__(self, frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256, kernel: int = 5) -> None:
-        super().__init__()
-        self.frontend = frontend
-        self.out_dim = out_dim
-        c = lambda n: max(8, int(round(n * width)))  # noqa: E731
-        stem = c(self.STEM)
-        self.stem = nn.Sequential(nn.Conv1d(frontend.n_mels, stem, 3, 2, 1, bias=False), nn.BatchNorm1d(stem),
-                                  nn.Hardswish())
-        blocks, cin = [], stem
-        for cout, expand, stride in self.BLOCKS:
-            blocks.append(InvertedResidual(cin, c(cout), expand, stride, kernel=kernel, dims=1))
-            cin = c(cout)
-        self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Conv1d(cin, out_dim, 1, bias=False), nn.BatchNorm1d(out_dim), nn.Hardswish())
-        self.stride = 16
-
-    def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = (mel - self.frontend.norm_mean) / self.frontend.norm_std
-        x = x * lengths_to_mask(lengths, x.shape[-1])[:, None, :]
-        tokens = self.head(self.blocks(self.stem(x))).transpose(1, 2)  # (B, T', C)
+        if self.dims == 2:
+            x = self.head(self.blocks(self.stem(x[:, None]))).mean(dim=2)  # (B, C, T'): frequency averaged
+        else:
+            x = self.head(self.blocks(self.stem(x)))
+        tokens = x.transpose(1, 2)  # (B, T', C)
         out_len = downsample_lengths(lengths, self.stride).clamp_max(tokens.shape[1])
         return tokens, lengths_to_mask(out_len, tokens.shape[1]).float()
 
 
 @AUDIO_ENCODERS.register("small_mobilenet2d")
 def build_small_mobilenet2d(frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256) -> AudioEncoder:
-    return SmallMobileNet(frontend, width=width, out_dim=out_dim)
+    return SmallMobileNet(frontend, dims=2, width=width, out_dim=out_dim)
 
 
 @AUDIO_ENCODERS.register("small_mobilenet1d")
 def build_small_mobilenet1d(frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256,
                             kernel: int = 5) -> AudioEncoder:
-    return SmallMobileNet1d(frontend, width=width, out_dim=out_dim, kernel=kernel)
+    return SmallMobileNet(frontend, dims=1, width=width, out_dim=out_dim, kernel=kernel)
