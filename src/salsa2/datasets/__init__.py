@@ -9,5 +9,10 @@ from salsa2.registry import Registry
 DATASETS: Registry = Registry("dataset")
 
 from salsa2.datasets import folder  # noqa: E402,F401
+from salsa2.datasets import clotho  # noqa: E402,F401
+from salsa2.datasets import audiocaps  # noqa: E402,F401
+from salsa2.datasets import wavcaps  # noqa: E402,F401
+from salsa2.datasets import macs  # noqa: E402,F401
+from salsa2.datasets import wavtext5k  # noqa: E402,F401
 
 __all__ = ["DATASETS"]

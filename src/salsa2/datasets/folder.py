@@ -6,24 +6,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from salsa2.audio import AudioReadError, audio_info
 from salsa2.datasets import DATASETS
+from salsa2.datasets.base import Prepared
 from salsa2.tables import SPLITS, TableError
 from salsa2.text_norm import clean_caption
-
-
-@dataclass
-class Prepared:
-    audio: pd.DataFrame
-    captions: pd.DataFrame
-    rejects: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["audio_id", "path", "reason", "detail"])
-    )
 
 
 def read_caption_file(path: Path) -> pd.DataFrame:

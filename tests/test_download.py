@@ -1,0 +1,85 @@
+"""salsa2.download against a local HTTP server: resume, checksum, errors, no half-written files."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+import pytest
+from fixture_server import FileServer
+
+from salsa2.download import ChecksumError, DownloadError, Remote, download, fetch
+
+PAYLOAD = bytes((i * 7 + 3) % 251 for i in range(50_000))
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
+SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@pytest.fixture
+def served(tmp_path):
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    (pub / "blob.bin").write_bytes(PAYLOAD)
+    return pub
+
+
+def test_download_verifies_and_renames(served, tmp_path):
+    with FileServer(served) as srv:
+        out = download(f"{srv.url}/blob.bin?download=1", tmp_path / "dl" / "blob.bin", md5=MD5, progress=False)
+    assert out.read_bytes() == PAYLOAD
+    assert not (tmp_path / "dl" / "blob.bin.part").exists()
+
+
+def test_interrupted_download_resumes_with_range(served, tmp_path):
+    dest = tmp_path / "dl" / "blob.bin"
+    with FileServer(served) as srv:
+        srv.cut["/blob.bin"] = 12_345
+        with pytest.raises(DownloadError, match="resume"):
+            download(f"{srv.url}/blob.bin", dest, sha256=SHA256, progress=False)
+        assert not dest.exists()  # nothing in place of the good file
+        assert (dest.parent / "blob.bin.part").stat().st_size == 12_345
+        download(f"{srv.url}/blob.bin", dest, sha256=SHA256, progress=False)
+        assert srv.requests == [("/blob.bin", None), ("/blob.bin", "bytes=12345-")]
+    assert dest.read_bytes() == PAYLOAD
+    assert not (dest.parent / "blob.bin.part").exists()
+
+
+def test_resume_when_server_ignores_range_starts_over(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    (tmp_path / "blob.bin.part").write_bytes(b"garbage-prefix")
+    with FileServer(served, honour_range=False) as srv:
+        download(f"{srv.url}/blob.bin", dest, md5=MD5, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_removes_the_bad_file(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    with FileServer(served) as srv:
+        with pytest.raises(ChecksumError, match="md5 is .* the publisher lists 0+"):
+            download(f"{srv.url}/blob.bin", dest, md5="0" * 32, progress=False)
+    assert not dest.exists()
+    assert not (tmp_path / "blob.bin.part").exists()
+
+
+def test_verified_existing_file_is_not_fetched_again(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    dest.write_bytes(PAYLOAD)
+    with FileServer(served) as srv:
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin", md5=MD5), tmp_path, progress=False)
+        assert srv.requests == []
+        dest.write_bytes(b"stale")  # a damaged copy is replaced
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin", md5=MD5), tmp_path, progress=False)
+        assert len(srv.requests) == 1
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_http_error_and_offline_name_the_url(served, tmp_path):
+    with FileServer(served) as srv:
+        with pytest.raises(DownloadError, match=r"missing\.bin: HTTP 404"):
+            download(f"{srv.url}/missing.bin", tmp_path / "x", progress=False)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DownloadError, match="cannot connect"):
+        download(f"http://127.0.0.1:{port}/blob.bin", tmp_path / "y", progress=False, timeout=5)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
