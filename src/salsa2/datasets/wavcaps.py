@@ -3,7 +3,7 @@
 ``json_files/<Source>/<x>_final.json`` holds ``{"data": [{"id", "caption", "duration", ...}]}`` (the
 GitHub copy is the bare list; both are read); ``Zip_files/<Source>/<Source>.zip`` holds the flac files
 (AudioSet_SL ids are ``Y<ytid>.wav`` -> ``Y<ytid>.flac``, the others ``<id>`` -> ``<id>.flac``). The three
-large sources are split zips (``.z01`` ...): they are downloaded part by part and merged with ``zip -FF``
+large sources are split zips (``.z01`` ...): they are downloaded part by part and joined with ``zip -s 0``
 (Info-ZIP) before extraction, or you point ``audio_dir`` at an extracted copy (``<audio_dir>/<Source>/``).
 
 Clips that overlap the evaluation data are excluded with the authors' blacklists
@@ -70,13 +70,16 @@ def load_blacklist(exclude: str, root: Path, download: bool, blacklist_url: str)
 
 
 def merge_split_zip(first: Path, merged: Path) -> Path:
-    """``zip -FF`` a split archive (``x.z01`` ... ``x.zip``) into one zip that Python can read."""
+    """Join a split archive (``x.z01`` ... ``x.zip``) into one zip Python can read (``zip -s 0``)."""
     if shutil.which("zip") is None:
         raise RuntimeError(f"{first} is a split zip; install Info-ZIP `zip` (apt-get install zip) to merge it, "
                            "or extract it yourself and set audio_dir")
     tmp = merged.with_name(merged.name + ".tmp.zip")
-    subprocess.run(["zip", "-FF", str(first), "--out", str(tmp)], check=True, input=b"y\n",
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        subprocess.run(["zip", "-q", "-s", "0", str(first), "--out", str(tmp)], check=True, stdin=subprocess.DEVNULL)
+    except (subprocess.CalledProcessError, OSError):
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(merged)
     return merged
 
@@ -106,6 +109,8 @@ def fetch_audio(source: str, root: Path, base_url: str, split: bool, keep_archiv
             path.rename(target / fname)
     if not keep_archives:
         shutil.rmtree(archives)
+        if not any(archives.parent.iterdir()):
+            archives.parent.rmdir()
     return target
 
 
