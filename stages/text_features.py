@@ -6,4 +6,5 @@ from salsa2.pipeline import build_text_features
 
 if __name__ == "__main__":
     t = setup_training().text
-    build_text_features("data/prepared", t.model, t.max_length, t.normalize, t.pooling, "data/text_features.npz")
+    build_text_features(["data/prepared", "data/pretrain"], t.model, t.max_length, t.normalize, t.pooling,
+                        "data/text_features.npz")

@@ -11,12 +11,12 @@ if __name__ == "__main__":
     params = setup_training()
     frontend = params.audio_encoder(encoder).frontend
     live, on_epoch = live_logger(f"reports/train/stage{stage}-{encoder}")
-    common = dict(data_dir="data/prepared", features_dir=f"data/features/{frontend}",
-                  text_features="data/text_features.npz", on_epoch=on_epoch)
-    if stage == 1:
-        result = train_stage1(params, encoder, out_dir=f"models/stage1/{encoder}", **common)
+    common = {"features_dir": f"data/features/{frontend}", "text_features": "data/text_features.npz",
+              "on_epoch": on_epoch}
+    if stage == 1:  # stage 1 trains on data.pretrain (= data.datasets when that list is empty)
+        result = train_stage1(params, encoder, data_dir="data/pretrain", out_dir=f"models/stage1/{encoder}", **common)
     else:
-        result = train_stage2(params, encoder, init_dir=f"models/stage1/{encoder}",
+        result = train_stage2(params, encoder, data_dir="data/prepared", init_dir=f"models/stage1/{encoder}",
                               targets_path=f"models/targets/{encoder}.npz", out_dir=f"models/stage2/{encoder}",
                               **common)
     live.summary["best_epoch"] = result.best_epoch

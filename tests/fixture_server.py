@@ -28,7 +28,7 @@ class FileServer:
             def log_message(self, *args) -> None:  # keep pytest output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 rng = self.headers.get("Range")
                 server.requests.append((path, rng))
@@ -65,7 +65,7 @@ class FileServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self):  # -> FileServer
         self._thread.start()
         return self
 

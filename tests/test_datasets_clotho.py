@@ -112,8 +112,8 @@ def test_clotho_malicious_archive_is_refused(tmp_path, monkeypatch):
         sums = publish(pub, tmp_path / "work", evil=True)
     for subset, (split, audio_dir, _) in list(clotho.SUBSETS.items()):
         monkeypatch.setitem(clotho.SUBSETS, subset, (split, audio_dir, sums[subset]))
-    with FileServer(pub) as srv:
-        with pytest.raises(UnsafeArchiveError, match=r"member 'development/\.\./\.\./outside\.wav' refused"):
-            DATASETS.build("clotho", root=str(tmp_path / "c"), base_url=srv.url, subsets=["evaluation"])
+    with FileServer(pub) as srv, pytest.raises(UnsafeArchiveError,
+                                                match=r"member 'development/\.\./\.\./outside\.wav' refused"):
+        DATASETS.build("clotho", root=str(tmp_path / "c"), base_url=srv.url, subsets=["evaluation"])
     assert not (tmp_path / "outside.wav").exists() and not (tmp_path / "c" / "outside.wav").exists()
     assert not (tmp_path / "c" / "audio" / "evaluation").exists()

@@ -45,7 +45,7 @@ def publish(tmp_path):
 
 @pytest.mark.skipif(shutil.which("zip") is None, reason="Info-ZIP zip builds the split-zip fixture")
 def test_wavcaps_sources_split_zip_and_blacklist(tmp_path):
-    hf, gh = publish(tmp_path)
+    hf, _ = publish(tmp_path)
     assert (hf / "Zip_files/FreeSound/FreeSound.z01").exists()  # the fixture really is split
     with FileServer(tmp_path) as srv:
         prepared = DATASETS.build("wavcaps", root=str(tmp_path / "wc"), sources=["SoundBible", "FreeSound"],

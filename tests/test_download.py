@@ -54,9 +54,8 @@ def test_resume_when_server_ignores_range_starts_over(served, tmp_path):
 
 def test_checksum_mismatch_removes_the_bad_file(served, tmp_path):
     dest = tmp_path / "blob.bin"
-    with FileServer(served) as srv:
-        with pytest.raises(ChecksumError, match="md5 is .* the publisher lists 0+"):
-            download(f"{srv.url}/blob.bin", dest, md5="0" * 32, progress=False)
+    with FileServer(served) as srv, pytest.raises(ChecksumError, match="md5 is .* the publisher lists 0+"):
+        download(f"{srv.url}/blob.bin", dest, md5="0" * 32, progress=False)
     assert not dest.exists()
     assert not (tmp_path / "blob.bin.part").exists()
 
@@ -74,9 +73,8 @@ def test_verified_existing_file_is_not_fetched_again(served, tmp_path):
 
 
 def test_http_error_and_offline_name_the_url(served, tmp_path):
-    with FileServer(served) as srv:
-        with pytest.raises(DownloadError, match=r"missing\.bin: HTTP 404"):
-            download(f"{srv.url}/missing.bin", tmp_path / "x", progress=False)
+    with FileServer(served) as srv, pytest.raises(DownloadError, match=r"missing\.bin: HTTP 404"):
+        download(f"{srv.url}/missing.bin", tmp_path / "x", progress=False)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -11,8 +11,8 @@ import posixpath
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from tqdm import tqdm
 

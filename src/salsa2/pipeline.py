@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,18 +49,53 @@ def prepare(datasets: list[dict], out_dir: str | Path) -> pd.DataFrame:
     return rej
 
 
-def build_features(data_dir: str | Path, frontend: FrontendConfig, out_dir: str | Path, min_duration: float):
-    audio, _ = read_tables(data_dir)
-    return build_cache(out_dir, audio, frontend, min_duration=min_duration)
+def prepare_pretrain(datasets: list[dict], pretrain: list[dict] | None, prepared_dir: str | Path,
+                     out_dir: str | Path) -> pd.DataFrame:
+    """Stage-1 training data (seed 002 Table 2: pretrain on WavCaps+AudioCaps+Clotho, fine-tune on Clotho).
+
+    ``pretrain`` empty: stage 1 trains on the fine-tuning data, so ``out_dir`` gets a copy of the tables in
+    ``prepared_dir`` (the demo's single-dataset set-up)."""
+    if pretrain:
+        return prepare(pretrain, out_dir)
+    audio, captions = read_tables(prepared_dir)
+    write_tables(out_dir, audio, captions)
+    rej = pd.read_csv(Path(prepared_dir) / "rejects.csv")
+    with atomic_path(Path(out_dir) / "rejects.csv") as tmp:
+        rej.to_csv(tmp, index=False)
+    return rej
 
 
-def build_text_features(data_dir: str | Path, model: str, max_length: int, normalize: bool, pooling: str | None,
-                        out_path: str | Path) -> None:
-    data = load_split(data_dir, ["train", "val", "test"], normalize_text=normalize)
+def union_audio(data_dirs: str | Path | list) -> pd.DataFrame:
+    """The audio tables of one or several prepared folders, each clip once."""
+    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    audio = pd.concat([read_tables(d)[0] for d in dirs], ignore_index=True)
+    return audio.drop_duplicates("audio_id", keep="first").reset_index(drop=True)
+
+
+def build_features(data_dir: str | Path | list, frontend: FrontendConfig, out_dir: str | Path, min_duration: float):
+    """Log-mel cache of every clip of ``data_dir`` (a prepared folder or a list of them, e.g. fine-tuning +
+    pretraining data)."""
+    return build_cache(out_dir, union_audio(data_dir), frontend, min_duration=min_duration)
+
+
+def build_text_features(data_dir: str | Path | list, model: str, max_length: int, normalize: bool,
+                        pooling: str | None, out_path: str | Path) -> None:
+    """Frozen-text features of every caption of ``data_dir`` (one prepared folder or a list; each caption once)."""
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    caption_ids: list[str] = []
+    texts: list[str] = []
+    seen: set[str] = set()
+    for d in dirs:
+        data = load_split(d, ["train", "val", "test"], normalize_text=normalize)
+        for cid, text in zip(data.caption_ids, data.texts):
+            if cid not in seen:
+                seen.add(cid)
+                caption_ids.append(cid)
+                texts.append(text)
     kwargs = {"max_length": max_length, "trainable_layers": 0, **({"pooling": pooling} if pooling else {})}
     encoder = TEXT_ENCODERS.build(model, **kwargs)
-    feats = compute_text_features(encoder, data.texts)
-    save_text_features(out_path, data.caption_ids, feats, {"model": model, "normalize": normalize, **kwargs})
+    feats = compute_text_features(encoder, texts)
+    save_text_features(out_path, caption_ids, feats, {"model": model, "normalize": normalize, **kwargs})
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -80,7 +115,7 @@ def model_config(params: Params, encoder: str) -> ModelConfig:
 
 
 def _splits(params: Params, data_dir, features_dir, frontend: FrontendConfig) -> tuple[RetrievalData, RetrievalData]:
-    load = lambda split: load_split(data_dir, split, features_dir, frontend, params.text.normalize)  # noqa: E731
+    load = lambda split: load_split(data_dir, split, features_dir, frontend, params.text.normalize)
     return load("train"), load("val")
 
 
