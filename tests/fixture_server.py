@@ -80,14 +80,15 @@ def md5(path: str | Path) -> str:
 
 def write_clip(path: str | Path, seconds: float = 0.6, sr: int = 8000, kind: str = "noise", seed: int = 0,
                fmt: str | None = None) -> Path:
-    """A tiny clip: ``noise`` (audible), ``silent`` (zeros) or ``corrupt`` (bytes that are no audio file)."""
+    """A tiny clip: ``noise`` (audible), ``silent`` (zeros), ``empty`` (no samples) or ``corrupt`` (bytes that
+    are no audio file); ``fmt`` (e.g. FLAC, OGG, MP3) defaults to the file extension."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "corrupt":
         path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(64)))
         return path
-    n = int(seconds * sr)
-    wav = np.zeros(n, np.float32) if kind == "silent" else (
+    n = 0 if kind == "empty" else int(seconds * sr)
+    wav = np.zeros(n, np.float32) if kind in ("silent", "empty") else (
         0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
     sf.write(str(path), wav, sr, format=fmt)
     return path

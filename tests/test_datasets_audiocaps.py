@@ -8,6 +8,8 @@ import csv
 from fixture_server import FileServer, write_clip
 
 from salsa2.datasets import DATASETS
+from salsa2.features import SpectrogramCache, build_cache
+from salsa2.frontends import FrontendConfig
 
 ROWS = {  # csv -> rows (audiocap_id, youtube_id, start_time, caption)
     "train": [(1, "r1nicOVtvkQ", 130, "A woman talks nearby as water pours"),
@@ -27,8 +29,8 @@ def test_audiocaps_local_folder_mirror_and_missing(tmp_path):
             w.writerow(["audiocap_id", "youtube_id", "start_time", "caption"])
             w.writerows(rows)
     mine = tmp_path / "my_clips"  # the user's own copy: aac-datasets naming and AudioSet naming
-    write_clip(mine / "train" / "r1nicOVtvkQ_130.flac", seed=1)
-    write_clip(mine / "Yabc-DEF_123.wav", seed=2)
+    write_clip(mine / "train" / "r1nicOVtvkQ_130.ogg", seed=1)
+    write_clip(mine / "Yabc-DEF_123.mp3", seed=2)
     write_clip(pub / "clips" / "train" / "UDGBjjwyaqE_20.flac", seed=3)  # only on the clip mirror
     write_clip(pub / "clips" / "test" / "xyz_987_40.flac", seed=4)
     with FileServer(pub) as srv:
@@ -40,7 +42,7 @@ def test_audiocaps_local_folder_mirror_and_missing(tmp_path):
     audio = prepared.audio.set_index("audio_id")
     assert audio["split"].to_dict() == {"audiocaps/r1nicOVtvkQ_130": "train", "audiocaps/UDGBjjwyaqE_20": "train",
                                         "audiocaps/abc-DEF_123_0": "val", "audiocaps/xyz_987_40": "test"}
-    assert audio.loc["audiocaps/abc-DEF_123_0", "path"].endswith("my_clips/Yabc-DEF_123.wav")
+    assert audio.loc["audiocaps/abc-DEF_123_0", "path"].endswith("my_clips/Yabc-DEF_123.mp3")
     assert audio.loc["audiocaps/UDGBjjwyaqE_20", "path"] == str(tmp_path / "ac/audio/train/UDGBjjwyaqE_20.flac")
     # clips found locally are not requested from the mirror; train has 1 caption, val/test 5
     assert clip_requests == ["/clips/test/xyz_987_40.flac", "/clips/train/UDGBjjwyaqE_20.flac",
@@ -50,6 +52,10 @@ def test_audiocaps_local_folder_mirror_and_missing(tmp_path):
         "audiocaps/xyz_987_40": 5}
     assert prepared.rejects[["audio_id", "reason"]].values.tolist() == [["audiocaps/gone-video1_30", "missing"]]
     assert "HTTP 404" in prepared.rejects["detail"].iloc[0]
+    # ogg, mp3 and flac clips all decode into the cache
+    cfg = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=16, f_max=4000.0)
+    assert build_cache(tmp_path / "cache", prepared.audio, cfg, workers=1).empty
+    assert len(SpectrogramCache(tmp_path / "cache")) == 4
 
 
 def test_audiocaps_without_audio_reports_every_clip_missing(tmp_path):

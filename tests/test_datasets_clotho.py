@@ -22,7 +22,7 @@ from salsa2.tables import read_tables
 CLIPS = {
     "development": {"rain on a roof.wav": "noise", "dog, barking.wav": "noise", "broken.wav": "corrupt",
                     "quiet room.wav": "silent"},
-    "validation": {"birds.wav": "noise", "short.wav": "short"},
+    "validation": {"birds.wav": "noise", "short.wav": "short", "nothing.wav": "empty"},
     "evaluation": {"train passing.wav": "noise", "bell.wav": "noise"},
 }
 
@@ -67,7 +67,7 @@ def test_clotho_download_prepare_and_cache(mirror, tmp_path):
     rejects = prepare([{"name": "clotho", "args": {"root": str(root), "base_url": mirror.url}}], out)
     audio, captions = read_tables(out)
     # splits as published: development -> train, validation -> val, evaluation -> test
-    assert audio.groupby("split").size().to_dict() == {"train": 3, "val": 2, "test": 2}
+    assert audio.groupby("split").size().to_dict() == {"train": 3, "val": 3, "test": 2}
     assert set(audio["dataset"]) == {"clotho"}
     assert "clotho/development/dog, barking" in set(audio["audio_id"])
     assert captions.groupby("audio_id").size().eq(5).all()
@@ -80,12 +80,13 @@ def test_clotho_download_prepare_and_cache(mirror, tmp_path):
     # archives are removed after extraction; every request went to the published file names
     assert not (root / "archives" / "clotho_audio_development.7z").exists()
     assert {p for p, _ in mirror.requests} == {f"/{n}" for s in clotho.SUBSETS.values() for n, _ in s[2].values()}
-    # the spectrogram cache rejects the silent and the too-short clip, with a reason per file
+    # the spectrogram cache rejects the silent, the empty and the too-short clip, with a reason per file
     cfg = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=16, f_min=0.0,
                          f_max=4000.0)
     rej = build_cache(tmp_path / "cache", audio, cfg, min_duration=0.5, workers=1)
     assert dict(zip(rej["audio_id"], rej["reason"])) == {"clotho/development/quiet room": "silent",
-                                                        "clotho/validation/short": "too_short"}
+                                                        "clotho/validation/short": "too_short",
+                                                        "clotho/validation/nothing": "empty"}
     cache = SpectrogramCache(tmp_path / "cache", expect=cfg)
     assert len(cache) == 5 and cache.get("clotho/evaluation/bell").shape == (16, 1 + 6400 // 80)
     # a second run reuses what is on disk: no new requests

@@ -57,6 +57,7 @@ def test_wavcaps_sources_split_zip_and_blacklist(tmp_path):
                                    "wavcaps/SoundBible/2218", "wavcaps/SoundBible/2219"]
     assert set(audio["split"]) == {"train"}
     assert audio.loc["wavcaps/SoundBible/2219", "path"] == str(tmp_path / "wc/audio/SoundBible/2219.flac")
+    assert sorted(p.name for p in (tmp_path / "wc/audio/SoundBible").iterdir()) == ["2218.flac", "2219.flac"]
     caps = prepared.captions.set_index("caption_id")["text"]
     assert caps["wavcaps/SoundBible/2219#0"] == "An airplane is landing."
     assert prepared.rejects[["audio_id", "reason"]].values.tolist() == [["wavcaps/FreeSound/117790", "excluded"]]

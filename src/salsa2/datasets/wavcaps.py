@@ -107,6 +107,8 @@ def fetch_audio(source: str, root: Path, base_url: str, split: bool, keep_archiv
     for fname, path in flat.items():  # files may sit in a sub-folder of the zip: flatten
         if path.parent != target:
             path.rename(target / fname)
+    for d in sorted((p for p in target.rglob("*") if p.is_dir()), reverse=True):
+        d.rmdir()
     if not keep_archives:
         shutil.rmtree(archives)
         if not any(archives.parent.iterdir()):
