@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 from fixture_server import write_clip
 
 from salsa2.pipeline import prepare, prepare_pretrain, union_audio
 from salsa2.tables import read_tables
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def folder(root, files: dict[str, str]):
@@ -39,8 +43,8 @@ def test_pretrain_mix_is_prepared_and_cached_with_the_fine_tuning_data(tmp_path)
 
 
 def test_params_and_dvc_yaml_declare_data_pretrain():
-    params = yaml.safe_load(open("params.yaml"))
-    dvc = yaml.safe_load(open("dvc.yaml"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert params["data"]["pretrain"] == []  # the demo: stage 1 trains on data.datasets
     assert "data.pretrain" in dvc["stages"]["prepare"]["params"]
     assert "data/pretrain" in dvc["stages"]["prepare"]["outs"]
