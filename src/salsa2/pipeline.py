@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -115,7 +115,7 @@ def model_config(params: Params, encoder: str) -> ModelConfig:
 
 
 def _splits(params: Params, data_dir, features_dir, frontend: FrontendConfig) -> tuple[RetrievalData, RetrievalData]:
-    load = lambda split: load_split(data_dir, split, features_dir, frontend, params.text.normalize)
+    load = lambda split: load_split(data_dir, split, features_dir, frontend, params.text.normalize)  # noqa: E731
     return load("train"), load("val")
 
 

@@ -42,7 +42,9 @@ def read_csv(path: Path) -> dict[tuple[str, int], list[str]]:
             try:
                 start = int(float(row["start_time"]))
             except ValueError:
-                raise ValueError(f"{path}: row {i + 2} has start_time {row['start_time']!r}; expected seconds")
+                raise ValueError(
+                    f"{path}: row {i + 2} has start_time {row['start_time']!r}; expected seconds"
+                ) from None
             clips.setdefault((row["youtube_id"], start), []).append(row["caption"])
     return clips
 
