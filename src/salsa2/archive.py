@@ -8,6 +8,7 @@ destination directory appears atomically (``fsutil.atomic_dir``): whole, or not 
 from __future__ import annotations
 
 import posixpath
+import shutil
 import stat
 import tarfile
 import zipfile
@@ -113,11 +114,9 @@ def list_members(archive: str | Path) -> list[str]:
 def _7z_members(archive: Path, sz) -> list:
     members = []
     for info in sz.list():
-        target = None
-        if getattr(info, "is_symlink", False):
-            target = ""  # py7zr exposes the target only on extraction: refuse links that are not plain names
+        if getattr(info, "is_symlink", False):  # py7zr shows a link's target only on extraction: refuse links
             raise UnsafeArchiveError(archive, info.filename, "symbolic link in 7z archive")
-        check_member(archive, info.filename, target)
+        check_member(archive, info.filename)
         members.append(info)
     return members
 
@@ -174,7 +173,5 @@ def extract_to(
         raise ArchiveError(f"{target} already exists; remove it to extract {archive} again")
     source.rename(target)
     if source != staging:
-        import shutil
-
         shutil.rmtree(staging)
     return target
