@@ -10,6 +10,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from salsa2.encoders import AUDIO_ENCODERS
 from salsa2.fsutil import atomic_path, read_json, write_json
 from salsa2.model import DualEncoder, ModelConfig
 
@@ -34,7 +35,12 @@ def load_model(path: str | Path) -> tuple[DualEncoder, dict]:
         raise FileNotFoundError(f"{path}: not a salsa2 checkpoint (no config.json); train it with `dvc repro`")
     info = read_json(path / "config.json")
     assert isinstance(info, dict)
-    model = DualEncoder(ModelConfig.from_dict(info["model"]))
+    cfg = ModelConfig.from_dict(info["model"])
+    audio = None
+    if "weights" in cfg.audio_kwargs:  # the saved state replaces pretrained weights: do not fetch them
+        kwargs = {**cfg.audio_kwargs, "weights": "none"}
+        audio = AUDIO_ENCODERS.build(cfg.audio_arch, frontend=cfg.frontend, **kwargs)
+    model = DualEncoder(cfg, audio_encoder=audio)
     state = load_file(str(path / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (info.get("text_frozen") and k.startswith("text_encoder."))]

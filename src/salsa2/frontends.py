@@ -24,8 +24,13 @@ class FrontendConfig:
         hop_length: hop in samples (one spectrogram frame per hop).
         n_mels: number of mel bands.
         f_min, f_max: band edges in Hz (``f_max`` <= sample_rate / 2).
-        mel_scale: ``htk`` (2595 log10(1 + f/700)) or ``slaney`` (linear below 1 kHz).
+        mel_scale: ``htk`` (2595 log10(1 + f/700)) or ``slaney`` (linear below 1 kHz): triangles in Hz over
+            the FFT bins; ``kaldi``: Kaldi's banks (triangles in the 1127 ln(1 + f/700) mel domain, no filter on
+            the Nyquist bin), as PaSST's and EfficientAT's ``AugmentMelSTFT`` build them.
         preemphasis: coefficient of the first-order pre-emphasis filter (0 disables it).
+        preemphasis_trim: True: ``y[n] = x[n+1] - p x[n]`` (one sample shorter, PaSST's convolution);
+            False: the first sample is kept.
+        window: ``hann`` (periodic) or ``hann_symmetric`` (PaSST / EfficientAT).
         log_offset: added before the natural log.
         norm_mean, norm_std: constants the encoders use to standardise ``(x - mean) / std``.
     """
@@ -42,14 +47,18 @@ class FrontendConfig:
     log_offset: float = 1e-5
     norm_mean: float = -4.5
     norm_std: float = 5.0
+    preemphasis_trim: bool = False
+    window: str = "hann"
 
     def __post_init__(self) -> None:
         if self.win_length > self.n_fft:
             raise ValueError(f"win_length {self.win_length} > n_fft {self.n_fft}")
         if self.f_max > self.sample_rate / 2:
             raise ValueError(f"f_max {self.f_max} exceeds Nyquist {self.sample_rate / 2}")
-        if self.mel_scale not in ("htk", "slaney"):
-            raise ValueError(f"mel_scale must be 'htk' or 'slaney', got {self.mel_scale!r}")
+        if self.mel_scale not in ("htk", "slaney", "kaldi"):
+            raise ValueError(f"mel_scale must be 'htk', 'slaney' or 'kaldi', got {self.mel_scale!r}")
+        if self.window not in ("hann", "hann_symmetric"):
+            raise ValueError(f"window must be 'hann' or 'hann_symmetric', got {self.window!r}")
 
     @property
     def frames_per_second(self) -> float:
@@ -57,11 +66,19 @@ class FrontendConfig:
 
     def num_frames(self, num_samples: int) -> int:
         """Frames the (centred) STFT yields for ``num_samples`` samples."""
+        if self.preemphasis and self.preemphasis_trim:
+            num_samples -= 1
         return num_samples // self.hop_length + 1
 
     def key(self) -> str:
         """A short stable hash of the settings that change the cached values (not the norm constants)."""
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if not k.startswith("norm_")}
+        # Fields added after the first caches were built count only when changed, so old keys stay valid.
+        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("preemphasis_trim", "window")}
+        fields = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if not k.startswith("norm_") and not (k in later and v == later[k])
+        }
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:10]
 
@@ -92,8 +109,32 @@ def mel_to_hz(m: np.ndarray | float, scale: str) -> np.ndarray:
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
+def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, f_min: float, f_max: float) -> np.ndarray:
+    """Kaldi's mel filterbank (``torchaudio.compliance.kaldi.get_mel_banks`` without VTLN warping), padded
+    with a zero column for the Nyquist bin: shape (n_mels, n_fft // 2 + 1), peak <= 1.
+
+    Band edges are equally spaced on mel = 1127 ln(1 + f/700) between ``f_min`` and ``f_max`` (``f_max`` <= 0
+    counts from Nyquist); each FFT bin k (frequency k * sr / n_fft, k < n_fft / 2) gets the triangle's value
+    at its mel position, i.e. the triangles are linear in mel, not in Hz.
+    """
+    if f_max <= 0:
+        f_max += sample_rate / 2
+    mel = lambda f: 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)  # noqa: E731
+    lo, hi = mel(f_min), mel(f_max)
+    delta = (hi - lo) / (n_mels + 1)
+    band = np.arange(n_mels, dtype=np.float64)[:, None]
+    left, centre, right = lo + band * delta, lo + (band + 1) * delta, lo + (band + 2) * delta
+    bins_mel = mel(sample_rate / n_fft * np.arange(n_fft // 2))[None, :]
+    up = (bins_mel - left) / (centre - left)
+    down = (right - bins_mel) / (right - centre)
+    banks = np.maximum(0.0, np.minimum(up, down))
+    return np.pad(banks, ((0, 0), (0, 1))).astype(np.float32)
+
+
 def mel_filterbank(cfg: FrontendConfig) -> np.ndarray:
     """Triangular mel filters, shape (n_mels, n_fft // 2 + 1), peak 1 (no area normalisation)."""
+    if cfg.mel_scale == "kaldi":
+        return kaldi_mel_banks(cfg.n_mels, cfg.n_fft, cfg.sample_rate, cfg.f_min, cfg.f_max)
     n_freqs = cfg.n_fft // 2 + 1
     fft_freqs = np.linspace(0.0, cfg.sample_rate / 2, n_freqs)
     mel_pts = np.linspace(hz_to_mel(cfg.f_min, cfg.mel_scale), hz_to_mel(cfg.f_max, cfg.mel_scale), cfg.n_mels + 2)
@@ -110,14 +151,16 @@ class LogMel(nn.Module):
     def __init__(self, cfg: FrontendConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=True), persistent=False)
+        window = torch.hann_window(cfg.win_length, periodic=cfg.window == "hann")
+        self.register_buffer("window", window, persistent=False)
         self.register_buffer("fbank", torch.from_numpy(mel_filterbank(cfg)), persistent=False)
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         if cfg.preemphasis:
-            wav = torch.cat([wav[:, :1], wav[:, 1:] - cfg.preemphasis * wav[:, :-1]], dim=1)
+            head = wav[:, :0] if cfg.preemphasis_trim else wav[:, :1]
+            wav = torch.cat([head, wav[:, 1:] - cfg.preemphasis * wav[:, :-1]], dim=1)
         spec = torch.stft(
             wav,
             n_fft=cfg.n_fft,

@@ -10,5 +10,6 @@ TEXT_ENCODERS: Registry = Registry("text encoder")
 
 # Each import registers its builders.
 from salsa2.encoders import small_cnn, small_transformer, text  # noqa: E402,F401
+from salsa2.encoders import atst, concat, efficientat, passt  # noqa: E402,F401
 
 __all__ = ["AUDIO_ENCODERS", "TEXT_ENCODERS"]

