@@ -1,0 +1,62 @@
+"""Params presets: a YAML file of overrides -> ``dvc exp run -S`` arguments (``+`` for keys params.yaml lacks).
+
+``python -m salsa2.presets params-paper.yaml [params.yaml]`` prints the arguments, one shell word each, so
+``dvc exp run $(python -m salsa2.presets params-paper.yaml)`` switches to the preset. ``apply`` merges a
+preset into a params mapping (what the run will see).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _flow(value: Any) -> str:
+    """A value in Hydra's override grammar (flow YAML without spaces after separators)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_flow(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, e, exp = text.partition("e")
+        return f"{mantissa}.0e{exp}" if e and "." not in mantissa else text  # 1e-05 would read back as a string
+    return str(value)
+
+
+def override_args(preset: dict, base: dict, prefix: str = "") -> list[str]:
+    """``-S`` arguments turning ``base`` into ``base`` merged with ``preset`` (mappings merge key by key)."""
+    args: list[str] = []
+    for key, value in preset.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            args += override_args(value, base[key], path + ".")
+        else:
+            args += ["-S", f"{'' if key in base else '+'}{path}={_flow(value)}"]
+    return args
+
+
+def apply(preset: dict, base: dict) -> dict:
+    """Deep merge: ``preset`` values replace ``base``'s, mappings merge recursively."""
+    out = dict(base)
+    for key, value in preset.items():
+        out[key] = apply(value, base[key]) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def main(argv: list[str]) -> None:
+    preset = yaml.safe_load(Path(argv[0]).read_text())
+    base = yaml.safe_load(Path(argv[1] if len(argv) > 1 else "params.yaml").read_text())
+    print(" ".join(shlex.quote(a) for a in override_args(preset, base)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
