@@ -17,7 +17,7 @@ import yaml
 
 from salsa2 import presets
 from salsa2 import weights as W
-from salsa2.config import training_params
+from salsa2.config import load_params, training_params
 from salsa2.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
 from salsa2.encoders.atst import FrameAST, atst_state_dict, frequency_warp
 from salsa2.encoders.base import SnippetEncoder, weighted_mean
@@ -321,3 +321,13 @@ def test_paper_preset_parses_and_its_overrides_reproduce_it():
             val = tok.split(":")[-1]
             if "e-" in val:
                 assert isinstance(yaml.safe_load(val), float), a
+
+
+def test_dvc_applies_the_documented_overrides(tmp_path):
+    """The `dvc exp run -S ...` arguments, applied by DVC's own writer, give exactly the merged preset."""
+    hydra = pytest.importorskip("dvc.utils.hydra")
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    target = tmp_path / "params.yaml"
+    target.write_text((ROOT / "params.yaml").read_text())
+    hydra.apply_overrides(str(target), presets.override_args(PRESET, base)[1::2])
+    assert load_params(target) == presets.apply(PRESET, base)

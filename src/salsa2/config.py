@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -120,9 +121,21 @@ class Params:
         return dict(self.losses.get(name) or {})
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``2e-05`` as a float (YAML 1.2): ``dvc exp run -S x=2e-5`` writes that form,
+    which PyYAML's YAML 1.1 rules would return as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> dict:
     with open(path) as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def training_params(raw: dict) -> Params:
