@@ -168,6 +168,8 @@ def test_passt_patchout_only_in_training(passt):
         tokens, _ = enc(mel, lengths)
         enc.train()
         enc(mel, lengths)
+    hook.remove()
+    enc.eval()
     assert tokens.shape == (1, 1, 768)
     assert seq == [2 + 8 * 19, 2 + (8 - 2) * (19 - 15)]
 

@@ -113,7 +113,8 @@ def fetch(name: str) -> Path:
             tmp.write_text(f"{digest}  {ck.filename}\n")
     elif digest != expected:
         raise WeightsUnavailable(
-            f"{target} has sha256 {digest} but {expected} was recorded for it ({record if not ck.sha256 else 'pinned'}); "
+            f"{target} has sha256 {digest} but {expected} was recorded for it "
+            f"({'pinned in salsa2.weights' if ck.sha256 else record}); "
             f"delete the file to fetch it again, or " + _manual_hint(ck, target)
         )
     return target
