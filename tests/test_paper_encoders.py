@@ -333,3 +333,23 @@ def test_dvc_applies_the_documented_overrides(tmp_path):
     target.write_text((ROOT / "params.yaml").read_text())
     hydra.apply_overrides(str(target), presets.override_args(PRESET, base)[1::2])
     assert load_params(target) == presets.apply(PRESET, base)
+
+
+def test_t5_encoder_path_offline(tmp_path):
+    """``encoder_only`` loads a T5 encoder (width from ``d_model``, layers under ``encoder.block``); a tiny random
+    T5 with MiniLM's tokenizer stands in for t5-large offline."""
+    transformers = pytest.importorskip("transformers")
+    from salsa2.encoders.text import HFTextEncoder, minilm_path
+
+    tok = transformers.AutoTokenizer.from_pretrained(minilm_path())
+    cfg = transformers.T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=3, num_heads=4)
+    torch.manual_seed(0)
+    transformers.T5EncoderModel(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    enc = HFTextEncoder(str(tmp_path), pooling="mean", max_length=8, trainable_layers=1, encoder_only=True)
+    assert enc.out_dim == 32
+    trainable = {n.split(".")[2] for n, p in enc.model.named_parameters() if p.requires_grad}
+    assert trainable == {"2"}  # only the top block of encoder.block.{0,1,2}
+    out = enc.encode(["a dog barks", "rain falls on a tin roof while thunder rumbles in the distance"])
+    assert out.shape == (2, 32) and torch.isfinite(out).all()
+    assert enc.tokenize(["word " * 50])["input_ids"].shape[1] == 8
