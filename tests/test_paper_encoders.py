@@ -353,3 +353,29 @@ def test_t5_encoder_path_offline(tmp_path):
     out = enc.encode(["a dog barks", "rain falls on a tin roof while thunder rumbles in the distance"])
     assert out.shape == (2, 32) and torch.isfinite(out).all()
     assert enc.tokenize(["word " * 50])["input_ids"].shape[1] == 8
+
+
+def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
+    """``load_model`` rebuilds an encoder that has ``weights`` with ``weights: none`` (the saved state replaces it)."""
+    from salsa2.checkpoint import load_model, save_model
+    from salsa2.model import DualEncoder, ModelConfig
+
+    calls = []
+
+    if "_test_pretrained_cnn" not in AUDIO_ENCODERS:
+        @AUDIO_ENCODERS.register("_test_pretrained_cnn")
+        def _build(frontend, weights="pretrained"):
+            calls.append(weights)
+            if weights != "none":
+                raise W.WeightsUnavailable("would download")
+            return AUDIO_ENCODERS.build("small_mobilenet1d", frontend=frontend, out_dim=16)
+
+    torch.manual_seed(0)
+    cfg = ModelConfig("_test_pretrained_cnn", FrontendConfig(), embed_dim=8, audio_kwargs={"weights": "none"})
+    model = DualEncoder(cfg)
+    model.cfg = ModelConfig(**{**cfg.__dict__, "audio_kwargs": {"weights": "pretrained"}})  # as trained
+    save_model(tmp_path / "m", model)
+    loaded, _ = load_model(tmp_path / "m")
+    assert calls == ["none", "none"] and loaded.cfg.audio_kwargs == {"weights": "pretrained"}
+    for k, v in model.audio_encoder.state_dict().items():
+        assert torch.equal(loaded.audio_encoder.state_dict()[k], v)
