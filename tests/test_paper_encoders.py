@@ -379,3 +379,21 @@ def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
     assert calls == ["none", "none"] and loaded.cfg.audio_kwargs == {"weights": "pretrained"}
     for k, v in model.audio_encoder.state_dict().items():
         assert torch.equal(loaded.audio_encoder.state_dict()[k], v)
+
+
+def test_passt_frame_tokens(passt):
+    """``output: frames``: one token per 16-frame time column; patchout removes 15 columns in training."""
+    mel, lengths = clips(KALDI128, (3.0, 1.0))  # 300 and 100 frames -> 19 columns (7 valid for the second)
+    backbone = passt.backbone
+    backbone.output = "frames"
+    try:
+        with torch.no_grad():
+            backbone.eval()
+            tokens, weights = backbone(mel, lengths)
+            backbone.train()
+            t_train, w_train = backbone(mel, lengths)
+    finally:
+        backbone.output = "embedding"
+        backbone.eval()
+    assert tokens.shape == (2, 19, 768) and weights.sum(1).tolist() == [19, 7]
+    assert t_train.shape == (2, 19 - 15, 768) and w_train.sum(1).tolist() == [4, 4]

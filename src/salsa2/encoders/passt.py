@@ -88,8 +88,9 @@ class PaSST(AudioEncoder):
         self.max_frames = self.net.patch_embed.grid_size[1] * self.patch
 
     def _input(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        t = int(lengths.max().clamp(self.patch, self.max_frames))
-        t = min(math.ceil(t / self.patch) * self.patch, max(mel.shape[-1], self.patch))
+        # whole patches covering the longest valid input (the last one completed with silence), at most 10 s
+        t = min(math.ceil(int(lengths.max()) / self.patch) * self.patch, self.max_frames)
+        t = max(t, self.patch)
         if mel.shape[-1] < t:
             mel = nn.functional.pad(mel, (0, t - mel.shape[-1]))
         mel = mel[..., :t].float()
