@@ -1,5 +1,9 @@
-"""Stages stage1@<encoder> and stage2@<encoder>: train one dual encoder, log curves with dvclive."""
+"""Stages stage1@<encoder> and stage2@<encoder>: train one dual encoder, log curves with dvclive.
 
+Multi-GPU: ``torchrun --nproc-per-node N stages/train.py 1 <encoder>`` (salsa2.distributed); rank 0 logs.
+"""
+
+import os
 import sys
 
 from common import live_logger, setup_training
@@ -10,7 +14,8 @@ if __name__ == "__main__":
     stage, encoder = int(sys.argv[1]), sys.argv[2]
     params = setup_training()
     frontend = params.audio_encoder(encoder).frontend
-    live, on_epoch = live_logger(f"reports/train/stage{stage}-{encoder}")
+    main = int(os.environ.get("RANK", "0")) == 0
+    live, on_epoch = live_logger(f"reports/train/stage{stage}-{encoder}") if main else (None, None)
     common = {"features_dir": f"data/features/{frontend}", "text_features": "data/text_features.npz",
               "on_epoch": on_epoch}
     if stage == 1:  # stage 1 trains on data.pretrain (= data.datasets when that list is empty)
@@ -19,6 +24,8 @@ if __name__ == "__main__":
         result = train_stage2(params, encoder, data_dir="data/prepared", init_dir=f"models/stage1/{encoder}",
                               targets_path=f"models/targets/{encoder}.npz", out_dir=f"models/stage2/{encoder}",
                               **common)
+    if live is None:
+        sys.exit(0)
     live.summary["best_epoch"] = result.best_epoch
     live.summary["best_val_t2a_mAP@10"] = result.best_val["t2a/mAP@10"]
     live.end()

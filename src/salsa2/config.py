@@ -75,6 +75,14 @@ class TrainParams:
     ``lr_min / lr`` at the end). ``layout``: ``clips`` = each batch holds ``batch_size`` clips with all their
     captions (an epoch visits every clip once); ``pairs`` = each batch holds ``batch_size`` caption-clip pairs
     (an epoch visits every caption once; as in seed 002).
+
+    Scale (``salsa2.amp``, ``salsa2.distributed``, ``salsa2.resume``, ``salsa2.targets``): ``precision``
+    fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only); ``accumulate`` k > 1 steps the optimizer
+    once every k batches on the mean of their losses. Each batch keeps its own in-batch negatives, so this
+    averages k contrastive losses of ``batch_size`` (it does not make a k times larger contrastive batch;
+    for that, spread the batch over GPUs with torchrun). ``device``: auto (CUDA when present) | cpu | cuda.
+    ``resume``: checkpoint every epoch and continue a killed run. ``targets`` (stage 2): how C-hat is
+    stored, dense | embeddings | auto (dense up to ``salsa2.targets.DENSE_MAX_ENTRIES`` entries).
     """
 
     epochs: int = 10
@@ -89,6 +97,11 @@ class TrainParams:
     max_seconds: float = 0.0
     sup_weight: float = 1.0
     teachers: str | list = "all"
+    targets: str = "auto"
+    precision: str = "fp32"
+    accumulate: int = 1
+    device: str = "auto"
+    resume: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from salsa2.text_features import TextFeatureStore
 def embed_audio(model: DualEncoder, data: RetrievalData, batch_size: int = 32) -> np.ndarray:
     """(A, D) normalised audio embeddings, in ``data.audio_ids`` order (batched by length for speed)."""
     model.eval()
+    device = next(model.parameters()).device
     order = np.argsort(data.frames(), kind="stable")
     out = np.zeros((len(order), model.cfg.embed_dim), dtype=np.float32)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         mel, lengths = collate_mels([data.mel(i) for i in idx])
-        out[idx] = model.encode_audio(mel, lengths).float().numpy()
+        out[idx] = model.encode_audio(mel.to(device), lengths.to(device)).float().cpu().numpy()
     return out
 
 
@@ -29,11 +30,12 @@ def embed_captions(
 ) -> np.ndarray:
     """(T, D) normalised caption embeddings in ``data.caption_ids`` order."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for s in range(0, len(data.caption_ids), batch_size):
         if text_features is not None:
-            feats = torch.from_numpy(text_features.lookup(data.caption_ids[s : s + batch_size]))
-            out.append(model.encode_text_features(feats).float().numpy())
+            feats = torch.from_numpy(text_features.lookup(data.caption_ids[s : s + batch_size])).to(device)
+            out.append(model.encode_text_features(feats).float().cpu().numpy())
         else:
-            out.append(model.encode_text(data.texts[s : s + batch_size]).float().numpy())
+            out.append(model.encode_text(data.texts[s : s + batch_size]).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.cfg.embed_dim), np.float32)

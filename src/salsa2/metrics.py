@@ -105,6 +105,19 @@ def embedding_scores(audio_emb: np.ndarray, text_emb: np.ndarray) -> ScoreFn:
     return lambda audio, captions: audio_emb[audio] @ text_emb[captions].T
 
 
+def mean_scores(fns: Sequence[ScoreFn]) -> ScoreFn:
+    """A ScoreFn averaging other ScoreFns block by block (similarity-averaged ensembles, seed 004)."""
+    if not fns:
+        raise ValueError("mean_scores needs at least one score function")
+    return lambda audio, captions: sum(f(audio, captions) for f in fns) / len(fns)
+
+
+def constant_scores(n_audio: int, n_captions: int) -> ScoreFn:
+    """A ScoreFn of zeros (a random ranking: chance metrics), one block at a time."""
+    return lambda audio, captions: np.zeros(
+        (len(range(n_audio)[audio]), len(range(n_captions)[captions])), np.float32)
+
+
 def bidirectional_metrics(
     scores: ScoreFn | np.ndarray,
     audio_ids: Sequence[str],

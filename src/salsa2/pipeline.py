@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 
 from salsa2.checkpoint import copy_weights, load_model, save_model
 from salsa2.config import Params
 from salsa2.data import RetrievalData, load_split
 from salsa2.datasets import DATASETS
+from salsa2.distributed import current
 from salsa2.embed import embed_audio, embed_captions
 from salsa2.encoders import TEXT_ENCODERS
 from salsa2.features import build_cache
@@ -20,10 +21,11 @@ from salsa2.frontends import FrontendConfig
 from salsa2.fsutil import atomic_path, write_json
 from salsa2.losses import LOSSES
 from salsa2.losses.distill import MixedLoss
-from salsa2.metrics import bidirectional_metrics
+from salsa2.metrics import ScoreFn, bidirectional_metrics, constant_scores, embedding_scores, mean_scores
 from salsa2.model import DualEncoder, ModelConfig
+from salsa2.resume import Checkpointer, config_key
 from salsa2.tables import read_tables, write_tables
-from salsa2.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
+from salsa2.targets import TeacherTargets, build_targets, save_similarities
 from salsa2.text_features import TextFeatureStore, compute_text_features, save_text_features
 from salsa2.train import FitResult, fit
 
@@ -126,6 +128,28 @@ def _text_store(params: Params, text_features: str | Path | None) -> TextFeature
     return TextFeatureStore(text_features)
 
 
+def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData,
+                  inputs: tuple = ()) -> Checkpointer | None:
+    """Resume state of ``stage`` for ``encoder``, keyed by every param, the data's size, this checkout and
+    the size and mtime of the files in ``inputs`` (stage 2: its stage-1 model and targets)."""
+    cfg = getattr(params, stage)
+    if not cfg.resume:
+        return None
+    stats = [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs if Path(p).exists()]
+    key = config_key(dataclasses.asdict(params), stage, encoder, len(train.audio_ids), len(train.caption_ids),
+                     str(Path.cwd().resolve()), stats)
+    return Checkpointer(f"{stage}-{encoder}", key)
+
+
+def _finish(checkpointer: Checkpointer | None, out_dir, model: DualEncoder, info: dict) -> None:
+    """Rank 0 writes the model, then drops the resume state (the run is complete)."""
+    if not current().is_main:
+        return
+    save_model(out_dir, model, info)
+    if checkpointer is not None:
+        checkpointer.clear()
+
+
 def supervised_loss(params: Params):
     return LOSSES.build(params.loss, **params.loss_kwargs(params.loss))
 
@@ -138,10 +162,12 @@ def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_feat
     model = DualEncoder(cfg)
     store = _text_store(params, text_features)
     enc = params.audio_encoder(encoder)
+    ckpt = _checkpointer(params, "stage1", encoder, train)
     result = fit(model, supervised_loss(params), train, val, params.stage1, audio_lr=enc.lr, text_lr=params.text.lr,
-                 text_features=store, seed=params.seed, on_epoch=on_epoch, batch_size=enc.batch_size)
-    save_model(out_dir, model, {"stage": 1, "encoder": encoder, "loss": params.loss,
-                                "best_epoch": result.best_epoch, "val": result.best_val})
+                 text_features=store, seed=params.seed, on_epoch=on_epoch, batch_size=enc.batch_size,
+                 checkpointer=ckpt)
+    _finish(ckpt, out_dir, model, {"stage": 1, "encoder": encoder, "loss": params.loss,
+                                   "best_epoch": result.best_epoch, "val": result.best_val})
     return result
 
 
@@ -158,10 +184,11 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
     teacher = TeacherTargets(targets_path, train.audio_ids, train.caption_ids) if stage2.sup_weight < 1 else None
     store = _text_store(params, text_features)
     enc = params.audio_encoder(encoder)
+    ckpt = _checkpointer(params, "stage2", encoder, train, (Path(init_dir) / "model.safetensors", targets_path))
     result = fit(model, loss_fn, train, val, stage2, audio_lr=enc.lr * stage2.lr / params.stage1.lr,
                  text_lr=params.text.lr * stage2.lr / params.stage1.lr, text_features=store, teacher=teacher,
-                 seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size)
-    save_model(out_dir, model, {"stage": 2, "encoder": encoder, "loss": params.loss, "sup_weight": stage2.sup_weight,
+                 seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size, checkpointer=ckpt)
+    _finish(ckpt, out_dir, model, {"stage": 2, "encoder": encoder, "loss": params.loss, "sup_weight": stage2.sup_weight,
                                 "teachers": teacher_members(params, encoder), "best_epoch": result.best_epoch,
                                 "val": result.best_val})
     return result
@@ -192,10 +219,11 @@ def teacher_members(params: Params, student: str) -> list[str]:
 
 
 def build_ensemble(params: Params, student: str, sims_dir, out_path) -> list[str]:
-    """C-hat for ``student``: the mean of its teachers' similarity matrices (seed 002 sec. 3)."""
+    """C-hat for ``student``: the mean of its teachers' similarities (seed 002 sec. 3), stored as
+    ``stage2.targets`` says (dense matrix or the members' embeddings; ``salsa2.targets``)."""
     members = teacher_members(params, student)
-    matrix, audio_ids, caption_ids = ensemble_similarities([Path(sims_dir) / f"{m}.npz" for m in members])
-    save_targets(out_path, matrix, audio_ids, caption_ids, members)
+    kind = build_targets([Path(sims_dir) / f"{m}.npz" for m in members], out_path, members, params.stage2.targets)
+    log.info("targets for %s: %s storage, M=%d", student, kind, len(members))
     return members
 
 
@@ -208,7 +236,7 @@ def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: di
     of model names whose similarity matrices are averaged (seed 004).
     """
     store = _text_store(params, text_features)
-    sims: dict[str, np.ndarray] = {}
+    scores: dict[str, ScoreFn] = {}
     results: dict[str, dict] = {}
     reference: RetrievalData | None = None
     for name, path in model_dirs.items():
@@ -218,22 +246,23 @@ def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: di
             reference = data
         elif data.audio_ids != reference.audio_ids or data.caption_ids != reference.caption_ids:
             raise ValueError(f"{name}: its {split} clips differ from the other models' (different rejects?)")
-        sims[name] = embed_audio(model, data) @ embed_captions(model, data, store).T
-        results[name] = {**bidirectional_metrics(sims[name], data.audio_ids, data.caption_audio_ids),
+        # Embeddings only (O(N D)); metrics ask for one block of similarities at a time.
+        scores[name] = embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
+        results[name] = {**bidirectional_metrics(scores[name], data.audio_ids, data.caption_audio_ids),
                          "best_epoch": info.get("best_epoch", -1)}
         log.info("%s: t2a mAP@10 %.4f", name, results[name]["t2a/mAP@10"])
     assert reference is not None
     for ens_name, members in (ensembles or {}).items():
-        mean = np.mean([sims[m] for m in members], axis=0)
-        results[ens_name] = bidirectional_metrics(mean, reference.audio_ids, reference.caption_audio_ids)
+        results[ens_name] = bidirectional_metrics(mean_scores([scores[m] for m in members]), reference.audio_ids,
+                                                  reference.caption_audio_ids)
     n_audio = len(reference.audio_ids)
     results["chance"] = chance_metrics(n_audio, reference)
     return results
 
 
 def chance_metrics(n_audio: int, data: RetrievalData) -> dict[str, float]:
-    """Expected metrics of a random ranking (a constant similarity matrix)."""
-    return bidirectional_metrics(np.zeros((n_audio, len(data.caption_ids)), np.float32), data.audio_ids,
+    """Expected metrics of a random ranking (a constant similarity, never held as a matrix)."""
+    return bidirectional_metrics(constant_scores(n_audio, len(data.caption_ids)), data.audio_ids,
                                  data.caption_audio_ids)
 
 

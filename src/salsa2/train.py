@@ -14,12 +14,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from salsa2.amp import MixedPrecision
 from salsa2.config import TrainParams
 from salsa2.data import RetrievalData, collate_mels, iterate_batches, num_batches
+from salsa2.distributed import DistContext, current, gather_rows, prepare_model, shard, sync_gradients
 from salsa2.embed import embed_audio, embed_captions
 from salsa2.losses import total_loss
-from salsa2.metrics import bidirectional_metrics
+from salsa2.metrics import bidirectional_metrics, embedding_scores
 from salsa2.model import DualEncoder
+from salsa2.resume import Checkpointer
 from salsa2.targets import TeacherTargets
 from salsa2.text_features import TextFeatureStore
 
@@ -61,7 +64,36 @@ class FitResult:
 def evaluate_model(model: DualEncoder, data: RetrievalData, text_features: TextFeatureStore | None) -> dict:
     audio = embed_audio(model, data)
     text = embed_captions(model, data, text_features)
-    return bidirectional_metrics(audio @ text.T, data.audio_ids, data.caption_audio_ids)
+    return bidirectional_metrics(embedding_scores(audio, text), data.audio_ids, data.caption_audio_ids)
+
+
+@dataclass
+class TrainState:
+    """What a resumed run needs beyond the model: the next epoch, the best so far, the RNGs (salsa2.resume)."""
+
+    epoch: int
+    best: FitResult
+    best_state: dict | None
+
+    def to_dict(self, model: nn.Module, loss_fn: nn.Module, optimizer, amp: MixedPrecision,
+                rng: np.random.Generator) -> dict:
+        return {"epoch": self.epoch, "best_epoch": self.best.best_epoch, "best_val": self.best.best_val,
+                "history": self.best.history, "best_state": self.best_state, "model": model.state_dict(),
+                "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": amp.scaler.state_dict(), "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state()}
+
+    @classmethod
+    def restore(cls, saved: dict, model: nn.Module, loss_fn: nn.Module, optimizer, amp: MixedPrecision,
+                rng: np.random.Generator) -> "TrainState":
+        model.load_state_dict(saved["model"])
+        loss_fn.load_state_dict(saved["loss"])
+        optimizer.load_state_dict(saved["optimizer"])
+        amp.scaler.load_state_dict(saved["scaler"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        best = FitResult(saved["best_epoch"], saved["best_val"], list(saved["history"]))
+        return cls(saved["epoch"], best, saved["best_state"])
 
 
 def fit(
@@ -78,20 +110,39 @@ def fit(
     seed: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
     batch_size: int | None = None,
+    checkpointer: Checkpointer | None = None,
+    dist: DistContext | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; at the end it holds the weights of the epoch with the best val t2a mAP@10."""
+    """Train ``model`` in place; at the end it holds the weights of the epoch with the best val t2a mAP@10.
+
+    ``checkpointer``: save the state after every epoch and continue from a saved one (``salsa2.resume``).
+    ``dist``: this process's share of a multi-process job (default: from torchrun's environment, else one
+    process); every process sees the same global batches and encodes its shard (``salsa2.distributed``).
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    ctx = dist or current(cfg.device)
+    dev = ctx.device
+    model = prepare_model(model, ctx)
+    loss_fn.to(dev)
     batch_size = batch_size or cfg.batch_size
     groups = param_groups(model, loss_fn, audio_lr, text_lr if not model.text_encoder.frozen else 0.0, cfg.lr,
                           cfg.loss_lr)
     optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp = MixedPrecision(cfg.precision, dev)
+    accumulate = max(1, cfg.accumulate)
     steps = num_batches(train, batch_size, cfg.layout)
     end_factor = cfg.lr_min / cfg.lr
     max_frames = int(cfg.max_seconds * model.frontend.frames_per_second) if cfg.max_seconds else 0
-    best = FitResult(best_epoch=-1, best_val={"t2a/mAP@10": -1.0})
-    best_state = None
-    for epoch in range(cfg.epochs):
+    state = TrainState(0, FitResult(best_epoch=-1, best_val={"t2a/mAP@10": -1.0}), None)
+    saved = checkpointer.load() if checkpointer is not None else None
+    if saved is not None:
+        state = TrainState.restore(saved, model, loss_fn, optimizer, amp, rng)
+        if on_epoch is not None and ctx.is_main:
+            for record in state.best.history:  # the logger's earlier epochs were deleted with the stage's outs
+                on_epoch(record["epoch"], record)
+    best = state.best
+    for epoch in range(state.epoch, cfg.epochs):
         model.train()
         if model.text_encoder.frozen:
             model.text_encoder.eval()
@@ -99,27 +150,32 @@ def fit(
         sums: dict[str, float] = {}
         start = time.time()
         bar = tqdm(iterate_batches(train, batch_size, cfg.layout, rng), total=steps, desc=f"epoch {epoch}",
-                   unit="batch", leave=False)
+                   unit="batch", leave=False, disable=not ctx.is_main)
         for step, batch in enumerate(bar):
             factor = lr_factor(epoch + step / steps, cfg.warmup_epochs, cfg.epochs, end_factor)
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * factor
+            # Every process collates the whole global batch (same RNG draws), then encodes its own share.
             mel, lengths = collate_mels([train.mel(i) for i in batch.audio], max_frames, rng)
-            audio = model.encode_audio(mel, lengths)
-            if text_features is not None:
-                feats = torch.from_numpy(text_features.lookup([train.caption_ids[c] for c in batch.captions]))
-                text = model.encode_text_features(feats)
-            else:
-                text = model.encode_text([train.texts[c] for c in batch.captions])
+            rows, cols = shard(len(batch.audio), ctx), shard(len(batch.captions), ctx)
+            with amp.autocast():
+                audio = model.encode_audio(mel[rows].to(dev), lengths[rows].to(dev))
+                if text_features is not None:
+                    ids = [train.caption_ids[c] for c in batch.captions[cols]]
+                    text = model.encode_text_features(torch.from_numpy(text_features.lookup(ids)).to(dev))
+                else:
+                    text = model.encode_text([train.texts[c] for c in batch.captions[cols]])
+            audio, text = gather_rows(audio.float(), ctx), gather_rows(text.float(), ctx)
             sim = audio @ text.T
-            targets = teacher.block(batch.audio, batch.captions) if teacher is not None else None
-            terms = loss_fn(sim, batch.positives, targets)
+            targets = teacher.block(batch.audio, batch.captions).to(dev) if teacher is not None else None
+            terms = loss_fn(sim, batch.positives.to(dev), targets)
             loss = total_loss(terms)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            group_start = step - step % accumulate
+            amp.backward(loss / min(accumulate, steps - group_start))
+            if step + 1 == steps or (step + 1) % accumulate == 0:
+                sync_gradients(model, loss_fn, ctx)
+                amp.step(optimizer, model.parameters(), cfg.grad_clip)
+                optimizer.zero_grad(set_to_none=True)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
@@ -133,9 +189,12 @@ def fit(
                  val_metrics["t2a/mAP@10"], record["seconds"])
         if val_metrics["t2a/mAP@10"] > best.best_val["t2a/mAP@10"]:
             best.best_epoch, best.best_val = epoch, val_metrics
-            best_state = copy.deepcopy({k: v for k, v in model.state_dict().items()})
-        if on_epoch is not None:
+            state.best_state = copy.deepcopy({k: v for k, v in model.state_dict().items()})
+        state.epoch = epoch + 1
+        if checkpointer is not None and ctx.is_main:
+            checkpointer.save(state.to_dict(model, loss_fn, optimizer, amp, rng))
+        if on_epoch is not None and ctx.is_main:
             on_epoch(epoch, record)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
     return best

@@ -1,0 +1,81 @@
+"""Tiny stand-ins shared by the scale tests: a fake spectrogram cache, a fake frozen text encoder with cached
+features, and a few-hundred-parameter dual encoder (no MiniLM, no audio files)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from salsa2.data import RetrievalData
+from salsa2.frontends import FrontendConfig
+from salsa2.model import DualEncoder, ModelConfig
+
+N_MELS = 16
+TEXT_DIM = 12
+FRONTEND = FrontendConfig(n_mels=N_MELS, f_max=8000.0)
+
+
+class FakeCache:
+    """audio_id -> (n_mels, T) float16 log-mel, like SpectrogramCache.get/frames."""
+
+    def __init__(self, mels: dict[str, np.ndarray]) -> None:
+        self.mels = mels
+
+    def get(self, audio_id: str) -> np.ndarray:
+        return self.mels[audio_id]
+
+    def frames(self, audio_id: str) -> int:
+        return self.mels[audio_id].shape[1]
+
+
+class FakeTextEncoder(nn.Module):
+    """A frozen text encoder whose features come from a FakeStore (``encode`` is never needed)."""
+
+    out_dim = TEXT_DIM
+    frozen = True
+
+    def encode(self, texts: list[str]) -> torch.Tensor:  # pragma: no cover - the store is always used
+        raise AssertionError("tests use cached text features")
+
+
+class FakeStore:
+    """caption_id -> feature, like TextFeatureStore.lookup."""
+
+    def __init__(self, ids: list[str], feats: np.ndarray) -> None:
+        self.row = {c: i for i, c in enumerate(ids)}
+        self.features = feats
+
+    def lookup(self, ids: list[str]) -> np.ndarray:
+        return self.features[[self.row[c] for c in ids]]
+
+
+def tiny_data(n_clips: int, seed: int, captions_per_clip: int = 2, prefix: str = "a") -> tuple[RetrievalData,
+                                                                                             FakeStore]:
+    """Clips of 80-200 frames whose class (one of 4) shows in both the mel and the caption features."""
+    rng = np.random.default_rng(seed)
+    classes = rng.integers(0, 4, n_clips)
+    mel_proto = rng.normal(size=(4, N_MELS, 1)) * 3
+    text_proto = rng.normal(size=(4, TEXT_DIM))
+    audio_ids = [f"{prefix}{i:03d}" for i in range(n_clips)]
+    mels = {}
+    for a, c in zip(audio_ids, classes):
+        t = int(rng.integers(80, 200))
+        mels[a] = (mel_proto[c] - 4.5 + rng.normal(size=(N_MELS, t))).astype(np.float16)
+    caption_ids, texts, caption_audio, feats = [], [], [], []
+    for i, (a, c) in enumerate(zip(audio_ids, classes)):
+        for k in range(captions_per_clip):
+            caption_ids.append(f"{a}#{k}")
+            texts.append(f"class {c}")
+            caption_audio.append(i)
+            feats.append(text_proto[c] + 0.5 * rng.normal(size=TEXT_DIM))
+    data = RetrievalData(audio_ids, caption_ids, texts, np.array(caption_audio), FakeCache(mels))
+    return data, FakeStore(caption_ids, np.array(feats, np.float32))
+
+
+def tiny_model(arch: str = "small_transformer", seed: int = 0) -> DualEncoder:
+    kwargs = ({"dim": 16, "depth": 1, "heads": 2, "stack": 8, "snippet_seconds": 10.0, "dropout": 0.0}
+              if arch == "small_transformer" else {"width": 0.125, "out_dim": 16, "kernel": 3})
+    torch.manual_seed(seed)
+    cfg = ModelConfig(audio_arch=arch, frontend=FRONTEND, text_model="fake", embed_dim=8, audio_kwargs=kwargs)
+    return DualEncoder(cfg, text_encoder=FakeTextEncoder())
