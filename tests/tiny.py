@@ -73,8 +73,8 @@ def tiny_data(n_clips: int, seed: int, captions_per_clip: int = 2, prefix: str =
     return data, FakeStore(caption_ids, np.array(feats, np.float32))
 
 
-def tiny_model(arch: str = "small_transformer", seed: int = 0) -> DualEncoder:
-    kwargs = ({"dim": 16, "depth": 1, "heads": 2, "stack": 8, "snippet_seconds": 10.0, "dropout": 0.0}
+def tiny_model(arch: str = "small_transformer", seed: int = 0, dropout: float = 0.0) -> DualEncoder:
+    kwargs = ({"dim": 16, "depth": 1, "heads": 2, "stack": 8, "snippet_seconds": 10.0, "dropout": dropout}
               if arch == "small_transformer" else {"width": 0.125, "out_dim": 16, "kernel": 3})
     torch.manual_seed(seed)
     cfg = ModelConfig(audio_arch=arch, frontend=FRONTEND, text_model="fake", embed_dim=8, audio_kwargs=kwargs)

@@ -1,0 +1,74 @@
+"""A training run killed (SIGKILL) after an epoch's checkpoint continues from it and ends as if never killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from salsa2.resume import Checkpointer, config_key
+
+HERE = Path(__file__).resolve().parent
+EPOCHS = 4
+
+
+def _start(root: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), str(HERE)]),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(HERE / "resume_run.py"), str(root), str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    state = tmp_path / "resume" / "tiny" / "key0" / "last.pt"
+    victim = _start(tmp_path / "resume", tmp_path / "killed")
+    reference = _start(tmp_path / "resume-ref", tmp_path / "reference")  # the same run, never interrupted
+    deadline = time.time() + 90
+    while not state.exists():
+        assert victim.poll() is None, victim.stderr.read()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    saved_epoch = torch.load(state, weights_only=False)["epoch"]
+    assert 1 <= saved_epoch < EPOCHS, "the kill should land mid-run"
+    assert not (tmp_path / "killed" / "model.pt").exists()
+    trained_before = len(_lines(tmp_path / "killed" / "trained.log"))
+
+    rerun = _start(tmp_path / "resume", tmp_path / "killed")
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert f"from epoch {saved_epoch}" in err  # the log line of salsa2.resume
+    trained_after = len(_lines(tmp_path / "killed" / "trained.log")) - trained_before
+    assert trained_after == EPOCHS - saved_epoch  # only the missing epochs were trained
+    logged = [int(e) for e in _lines(tmp_path / "killed" / "logged.log")]
+    assert logged[-EPOCHS:] == list(range(EPOCHS))  # the re-run replays the saved epochs to the logger
+    assert not state.parent.exists()  # deleted on success
+
+    _, err = reference.communicate(timeout=120)
+    assert reference.returncode == 0, err
+    resumed = torch.load(tmp_path / "killed" / "model.pt")
+    straight = torch.load(tmp_path / "reference" / "model.pt")
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key  # bit-identical: weights, optimizer and RNGs restored
+
+
+def test_state_of_other_params_is_discarded(tmp_path):
+    old = Checkpointer("stage1-cnn", config_key({"lr": 1}), tmp_path)
+    old.save({"epoch": 3})
+    assert old.load()["epoch"] == 3
+    new = Checkpointer("stage1-cnn", config_key({"lr": 2}), tmp_path)
+    assert new.load() is None
+    assert not old.dir.exists()  # stale state removed
+    new.save({"epoch": 1})
+    new.clear()
+    assert not (tmp_path / "stage1-cnn").exists()
