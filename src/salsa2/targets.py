@@ -20,6 +20,7 @@ member is paged in by the rows a batch touches, not loaded whole.
 
 from __future__ import annotations
 
+import mmap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,13 @@ def open_npz(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
+def release_pages(array: np.ndarray) -> None:
+    """Unmap the pages a memory-mapped array has touched (they stay in the page cache; RSS drops)."""
+    base = getattr(array, "_mmap", None)
+    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
+
+
 # ------------------------------------------------------------------------------------ similarity dumps
 def save_similarities(
     path: str | Path, audio_ids: list[str], caption_ids: list[str], audio_emb: np.ndarray, text_emb: np.ndarray,
@@ -202,6 +210,14 @@ def _take(array: np.ndarray, perm: np.ndarray | None, rows: slice) -> np.ndarray
     return np.asarray(array[rows] if perm is None else array[perm[rows]], np.float32)
 
 
+def _chunks(array: np.ndarray, perm: np.ndarray | None) -> Iterator[np.ndarray]:
+    """``array`` (reordered by ``perm``) in CHUNK_ROWS-row copies, releasing the mapped pages after each."""
+    for rows in _rows(CHUNK_ROWS, array.shape[0]):
+        chunk = np.array(_take(array, perm, rows))
+        release_pages(array)
+        yield chunk
+
+
 def ensemble_similarities(paths: list[str | Path], block: int = 2048) -> tuple[np.ndarray, list[str], list[str]]:
     """Dense C-hat = mean of the members' similarities, aligned by ids (members may order rows differently)."""
     audio_ids, caption_ids, members = _aligned(paths)
@@ -252,8 +268,7 @@ def build_targets(paths: list[str | Path], out_path: str | Path, members: list[s
         w.add("members", np.array(members))
         for i, (m, a_perm, c_perm) in enumerate(aligned):
             for name, array, perm in (("audio_emb", m.audio_emb, a_perm), ("text_emb", m.text_emb, c_perm)):
-                chunks = (_take(array, perm, rows) for rows in _rows(CHUNK_ROWS, array.shape[0]))
-                w.add_rows(f"{name}_{i}", array.shape, np.float32, chunks)
+                w.add_rows(f"{name}_{i}", array.shape, np.float32, _chunks(array, perm))
     return kind
 
 
