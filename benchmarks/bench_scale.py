@@ -175,7 +175,8 @@ def bench_targets(sizes: list[int], work: Path) -> None:
         dense_s = (time.perf_counter() - t0) * (n / 256) * (n / cols)
         del members
         print(f"  N = {n:>7,}: synthetic dumps written in {gen:.0f} s ({3 * 2 * n * D * 4 / 1e9:.1f} GB)")
-        print(f"    embeddings path: build {build_s:.1f} s, peak RSS {build_rss:.2f} GB ({base_rss:.2f} GB of it imports), targets file "
+        print(f"    embeddings path: build {build_s:.1f} s, peak RSS {build_rss:.2f} GB "
+              f"({base_rss:.2f} GB of it imports), targets file "
               f"{size_gb:.1f} GB")
         print(f"    training-time blocks: open {load_s:.2f} s; one block {block_med * 1000:.2f} ms median "
               f"({block_mean * 1000:.2f} ms mean over 50, cold pages included); peak RSS {block_rss:.2f} GB, at "

@@ -8,7 +8,7 @@ loss scaling; CUDA only). The similarity and the loss are always computed in fp3
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

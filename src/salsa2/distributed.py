@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.distributed as tdist

@@ -85,7 +85,7 @@ class TrainState:
 
     @classmethod
     def restore(cls, saved: dict, model: nn.Module, loss_fn: nn.Module, optimizer, amp: MixedPrecision,
-                rng: np.random.Generator) -> "TrainState":
+                rng: np.random.Generator) -> TrainState:
         model.load_state_dict(saved["model"])
         loss_fn.load_state_dict(saved["loss"])
         optimizer.load_state_dict(saved["optimizer"])
