@@ -81,7 +81,8 @@ class TrainState:
                 "history": self.best.history, "best_state": self.best_state, "model": model.state_dict(),
                 "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": amp.scaler.state_dict(), "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
     @classmethod
     def restore(cls, saved: dict, model: nn.Module, loss_fn: nn.Module, optimizer, amp: MixedPrecision,
@@ -92,6 +93,8 @@ class TrainState:
         amp.scaler.load_state_dict(saved["scaler"])
         rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(saved["torch_rng"])
+        if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
         best = FitResult(saved["best_epoch"], saved["best_val"], list(saved["history"]))
         return cls(saved["epoch"], best, saved["best_state"])
 
