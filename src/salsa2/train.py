@@ -133,7 +133,9 @@ def fit(
                           cfg.loss_lr)
     optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     amp = MixedPrecision(cfg.precision, dev)
-    accumulate = max(1, cfg.accumulate)
+    accumulate = cfg.accumulate
+    if accumulate < 1:
+        raise ValueError(f"accumulate must be >= 1 (optimizer step every k batches), got {accumulate}")
     steps = num_batches(train, batch_size, cfg.layout)
     end_factor = cfg.lr_min / cfg.lr
     max_frames = int(cfg.max_seconds * model.frontend.frames_per_second) if cfg.max_seconds else 0
