@@ -141,6 +141,7 @@ def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_feat
     result = fit(model, supervised_loss(params), train, val, params.stage1, audio_lr=enc.lr, text_lr=params.text.lr,
                  text_features=store, seed=params.seed, on_epoch=on_epoch, batch_size=enc.batch_size)
     save_model(out_dir, model, {"stage": 1, "encoder": encoder, "loss": params.loss,
+                                "text_normalize": params.text.normalize,
                                 "best_epoch": result.best_epoch, "val": result.best_val})
     return result
 
@@ -162,6 +163,7 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
                  text_lr=params.text.lr * stage2.lr / params.stage1.lr, text_features=store, teacher=teacher,
                  seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size)
     save_model(out_dir, model, {"stage": 2, "encoder": encoder, "loss": params.loss, "sup_weight": stage2.sup_weight,
+                                "text_normalize": params.text.normalize,
                                 "teachers": teacher_members(params, encoder), "best_epoch": result.best_epoch,
                                 "val": result.best_val})
     return result
