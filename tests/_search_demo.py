@@ -73,8 +73,8 @@ def _build(root: Path) -> Demo:
     cfg = ModelConfig(audio_arch="small_mobilenet1d", frontend=frontend, text_model="minilm", embed_dim=128,
                       audio_kwargs={"width": 0.5, "out_dim": 128, "kernel": 5}, text_kwargs=text_kwargs)
     model = DualEncoder(cfg, text_encoder=text_encoder)
-    fit(model, LOSSES.build("nt_xent", tau=0.05), train, val, TrainParams(epochs=4, batch_size=16, lr=2e-3),
-        audio_lr=2e-3, text_lr=0.0, text_features=store, seed=0)
+    fit(model, LOSSES.build("nt_xent", tau=0.05), train, val, TrainParams(epochs=12, batch_size=16, lr=3e-3),
+        audio_lr=3e-3, text_lr=0.0, text_features=store, seed=0)
     model.eval()
     model_dir = root / "model"
     save_model(model_dir, model, {"stage": 1, "text_normalize": True})

@@ -102,7 +102,7 @@ def test_own_caption_finds_its_clip(demo, test_index, capsys):
         print(f"\nown clip in the top 10 for {share:.3f} of {len(texts)} captions ({len(own) and len(clip_row)} "
               f"clips; chance {10 / len(clip_row):.2f}; evaluation-path R@10 {r10:.3f})")
     assert abs(share - r10) <= 2 / len(texts)
-    assert share >= 0.5
+    assert share >= 0.6  # chance: 0.25
     # The one-query API agrees with the batched path.
     for c in range(0, len(texts), 37):
         result = search(test_index, demo.test.texts[c], k=10, models=model)
