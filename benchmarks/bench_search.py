@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# BLAS reads its thread count when numpy is first imported: set it from --threads before that.
+_threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads
 
 import numpy as np
 import pandas as pd
@@ -44,8 +50,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (this machine: 2 shared cores)")
     ap.add_argument("--model", type=Path, default=None, help="a checkpoint, to time text-query embedding")
     args = ap.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -68,7 +68,7 @@ def _build(root: Path) -> Demo:
     save_text_features(root / "text.npz", every.caption_ids, compute_text_features(text_encoder, every.texts),
                        {"model": "minilm"})
     store = TextFeatureStore(root / "text.npz")
-    load = lambda split: load_split(data_dir, split, features_dir, frontend, normalize_text=True)  # noqa: E731
+    load = lambda split: load_split(data_dir, split, features_dir, frontend, normalize_text=True)
     train, val, test = load("train"), load("val"), load("test")
     cfg = ModelConfig(audio_arch="small_mobilenet1d", frontend=frontend, text_model="minilm", embed_dim=128,
                       audio_kwargs={"width": 0.5, "out_dim": 128, "kernel": 5}, text_kwargs=text_kwargs)
@@ -81,7 +81,7 @@ def _build(root: Path) -> Demo:
     random = DualEncoder(cfg, text_encoder=text_encoder).eval()
     random_dir = root / "random"
     save_model(random_dir, random, {"stage": 0, "text_normalize": True})
-    as_search = lambda m, d, n: SearchModel(n, d, m, {}, checkpoint_id(d), True)  # noqa: E731
+    as_search = lambda m, d, n: SearchModel(n, d, m, {}, checkpoint_id(d), True)
     np.random.seed(0)
     return Demo(root, data_dir, features_dir, model_dir, as_search(model, model_dir, "model"), random_dir,
                 as_search(random, random_dir, "random"), test, store)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from _search_demo import trained_demo
 
 import salsa2.index as index_mod
-from _search_demo import trained_demo
 from salsa2.embed import embed_audio as embed_split
 from salsa2.index import IndexFileError, build_index, read_index, scan
-from salsa2.inference import SearchModel, checkpoint_id, chunk_frames, embed_audio, embed_mels, split_frames
+from salsa2.inference import SearchModel, chunk_frames, embed_audio, embed_mels, split_frames
 from salsa2.model import DualEncoder, ModelConfig
 
 
@@ -108,7 +108,7 @@ def test_reindex_processes_only_new_changed_and_deleted(demo, tmp_path, monkeypa
     after = read_index(out)
     emb = dict(zip(after.files["path"], after.embeddings["model"]))
     old = dict(zip(before.files["path"], before.embeddings["model"]))
-    rel = lambda p: p.relative_to(lib).as_posix()  # noqa: E731
+    rel = lambda p: p.relative_to(lib).as_posix()
     assert rel(deleted) not in emb
     np.testing.assert_allclose(emb[rel(modified)], old[rel(clips[3])], atol=1e-5)  # re-embedded: now clip 3
     np.testing.assert_allclose(emb["new/added.flac"], old[rel(clips[4])], atol=1e-5)

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from _search_demo import trained_demo
 from typer.testing import CliRunner
 
-from _search_demo import trained_demo
 from salsa2.cli_search import register
 from salsa2.embed import embed_audio as embed_split
 from salsa2.embed import embed_captions

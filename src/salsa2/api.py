@@ -14,7 +14,15 @@ Loading a model takes seconds (the text encoder); load once and pass ``models={n
 
 from salsa2.index import Index, IndexReport, build_index, read_index
 from salsa2.inference import SearchModel, embed_audio, embed_mels, embed_text, load_model
-from salsa2.search import CaptionSet, SearchResult, load_index_models, mean_query, read_captions, search, top_k
+from salsa2.search import (
+    CaptionSet,
+    SearchResult,
+    load_index_models,
+    mean_query,
+    read_captions,
+    search,
+    top_k,
+)
 
 __all__ = [
     "CaptionSet",

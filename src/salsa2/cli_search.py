@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-from typing import Optional
 
 import typer
 
@@ -39,7 +38,7 @@ def parse_model_specs(specs: list[str]) -> dict[str, str]:
 
 def _format_hits(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = lambda r: "  ".join(c.rjust(w) if i < len(r) - 1 else c for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    fmt = lambda r: "  ".join(c.rjust(w) if i < len(r) - 1 else c for i, (c, w) in enumerate(zip(r, widths)))
     return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
@@ -48,7 +47,7 @@ def index_command(
     model: list[str] = typer.Option([], "--model", "-m",
                                     help="Checkpoint folder, as PATH or NAME=PATH; repeat for an ensemble. "
                                          "Default: the models of the existing index."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Index file [default: FOLDER/salsa2-index.parquet]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Index file [default: FOLDER/salsa2-index.parquet]."),
     min_duration: float = typer.Option(0.1, help="Files shorter than this (s) are listed as too_short."),
     ext: list[str] = typer.Option([], "--ext", help="Audio file extensions to index (default: common ones)."),
     batch_size: int = typer.Option(16, help="Clips per encoder call."),
@@ -74,10 +73,10 @@ def index_command(
 
 def search_command(
     index: Path = typer.Argument(..., help="Index file written by `salsa2 index`."),
-    text: Optional[str] = typer.Argument(None, help="What to find, e.g. 'a dog barks while cars pass'."),
+    text: str | None = typer.Argument(None, help="What to find, e.g. 'a dog barks while cars pass'."),
     query: list[str] = typer.Option([], "--query", "-q", help="A paraphrase of the query; all are averaged."),
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Find sounds similar to this audio file instead."),
-    captions: Optional[Path] = typer.Option(None, "--captions",
+    audio: Path | None = typer.Option(None, "--audio", help="Find sounds similar to this audio file instead."),
+    captions: Path | None = typer.Option(None, "--captions",
                                             help="With --audio: also rank these captions (.txt, or CSV/Parquet "
                                                  "with a caption or text column)."),
     k: int = typer.Option(10, "--top", "-k", help="Results to show."),

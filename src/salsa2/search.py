@@ -15,9 +15,9 @@ Search is an exact blocked matrix product (``top_k``), ties broken by the lower 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,7 @@ def top_k(queries: Sequence[np.ndarray] | np.ndarray, items: Sequence[np.ndarray
         return best_s, best_i
     for s in range(0, n, block):
         e = min(s + block, n)
-        scores = sum(q @ x[s:e].T for q, x in zip(qs, xs))
+        scores = sum((x[s:e] @ q.T).T for q, x in zip(qs, xs))
         scores = (scores / len(qs)).astype(np.float32)
         cand_s, cand_i = [], []
         for row in scores:
@@ -142,7 +142,7 @@ class CaptionSet:
     embeddings: dict[str, np.ndarray]
 
     @classmethod
-    def build(cls, texts: Sequence[str] | str | Path, models: dict[str, SearchModel]) -> "CaptionSet":
+    def build(cls, texts: Sequence[str] | str | Path, models: dict[str, SearchModel]) -> CaptionSet:
         texts = read_captions(texts) if isinstance(texts, (str, Path)) else list(dict.fromkeys(texts))
         return cls(texts, {name: embed_text(m, texts) for name, m in models.items()})
 
