@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from _search_demo import trained_demo
+from _search_demo import search_demo
 
 import salsa2.index as index_mod
 from salsa2.embed import embed_audio as embed_split
@@ -21,13 +21,13 @@ from salsa2.model import DualEncoder, ModelConfig
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    return trained_demo(tmp_path_factory)
+def demo(tiny_demo, trained_model, tmp_path_factory):
+    return search_demo(tiny_demo, trained_model, tmp_path_factory)
 
 
 def _library(demo, dest: Path, n: int) -> list[Path]:
     """Copy n demo test clips into dest (one in a subfolder)."""
-    src = sorted((demo.root / "demo" / "audio" / "test").glob("*.flac"))[:n]
+    src = sorted(demo.audio_dir.rglob("*.flac"))[:n]
     out = []
     for i, f in enumerate(src):
         target = dest / ("sub" if i == 0 else "") / f.name
@@ -40,13 +40,13 @@ def _library(demo, dest: Path, n: int) -> list[Path]:
 def test_embeddings_match_the_training_path(demo, tmp_path):
     """The index embeds files as evaluation does (cached float16 log-mels, one clip per batch)."""
     out = tmp_path / "idx.parquet"
-    build_index(demo.root / "demo" / "audio" / "test", out, [demo.model], progress=False)
+    build_index(demo.audio_dir, out, [demo.model], progress=False)
     index = read_index(out)
-    reference = embed_split(demo.model.model, demo.test, batch_size=1)
+    reference = embed_split(demo.model.model, demo.clips, batch_size=1)
     row = {Path(p).stem: i for i, p in enumerate(index.files["path"])}
-    ours = index.embeddings["model"][[row[a.split("/")[-1]] for a in demo.test.audio_ids]]
+    ours = index.embeddings["model"][[row[a.split("/")[-1]] for a in demo.clips.audio_ids]]
     cos = np.sum(ours * reference, axis=1)
-    assert len(index) == len(demo.test.audio_ids)
+    assert len(index) == len(demo.clips.audio_ids)
     assert cos.min() > 0.999, cos.min()
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     durations = index.files.set_index("path")["duration"]
@@ -121,13 +121,13 @@ def test_new_or_retrained_model_embeds_everything_once(demo, tmp_path):
     _library(demo, lib, 3)
     out = tmp_path / "idx.parquet"
     build_index(lib, out, [demo.model], progress=False)
-    both = build_index(lib, out, [demo.model, demo.random_model], progress=False)
-    assert both.embedded == {"model": 0, "random": 3}
+    both = build_index(lib, out, [demo.model, demo.other_model], progress=False)
+    assert both.embedded == {"model": 0, "other": 3}
     retrained = dataclasses.replace(demo.model, model_id="0123456789abcdef")
-    again = build_index(lib, out, [retrained, demo.random_model], progress=False)
-    assert again.embedded == {"model": 3, "random": 0}
-    only = build_index(lib, out, [demo.random_model], progress=False)
-    assert list(read_index(out).embeddings) == ["random"] and only.embedded == {"random": 0}
+    again = build_index(lib, out, [retrained, demo.other_model], progress=False)
+    assert again.embedded == {"model": 3, "other": 0}
+    only = build_index(lib, out, [demo.other_model], progress=False)
+    assert list(read_index(out).embeddings) == ["other"] and only.embedded == {"other": 0}
 
 
 def test_embedding_does_not_depend_on_batch_company(demo):
@@ -165,7 +165,7 @@ def test_long_files_chunked_exactly_for_snippet_encoders(demo):
 
 
 def test_waveforms_and_files_embed_alike(demo):
-    path = sorted((demo.root / "demo" / "audio" / "test").glob("*.flac"))[0]
+    path = sorted(demo.audio_dir.rglob("*.flac"))[0]
     wav, sr = sf.read(path, dtype="float32")
     from_file = embed_audio(demo.model, path)
     from_array = embed_audio(demo.model, wav)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
-from _search_demo import trained_demo
+from _search_demo import search_demo
 from typer.testing import CliRunner
 
 from salsa2.cli_search import register
@@ -72,40 +72,40 @@ def test_read_captions_formats(tmp_path):
 
 # ------------------------------------------------------------------------------------- with the demo model
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    return trained_demo(tmp_path_factory)
+def demo(tiny_demo, trained_model, tmp_path_factory):
+    return search_demo(tiny_demo, trained_model, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def test_index(demo, tmp_path_factory):
-    """The demo's test clips indexed with the trained model and an untrained one (an ensemble)."""
+    """All 80 tiny-demo clips indexed with the search model and the shared trained model (an ensemble)."""
     out = tmp_path_factory.mktemp("search_index") / "test.parquet"
-    build_index(demo.root / "demo" / "audio" / "test", out, [demo.model, demo.random_model], progress=False)
+    build_index(demo.audio_dir, out, [demo.model, demo.other_model], progress=False)
     return read_index(out)
 
 
 def test_own_caption_finds_its_clip(demo, test_index, capsys):
     """Each test caption as a query: its own clip in the top 10 for most captions (= the model's t2a R@10)."""
     model = {"model": demo.model}
-    texts = demo.test.texts  # normalised as in training (normalising twice changes nothing)
+    texts = demo.clips.texts  # normalised as in training (normalising twice changes nothing)
     queries = embed_text(demo.model, texts)
     _, rows = top_k(queries, test_index.embeddings["model"], 10)
     clip_row = {Path(p).stem: i for i, p in enumerate(test_index.files["path"])}
-    own = np.array([clip_row[a.split("/")[-1]] for a in demo.test.caption_audio_ids])
+    own = np.array([clip_row[a.split("/")[-1]] for a in demo.clips.caption_audio_ids])
     found = (rows == own[:, None]).any(axis=1)
     share = float(found.mean())
     # Oracle: R@10 of the evaluation path (cached float16 log-mels, cached text features).
-    sims = embed_split(demo.model.model, demo.test, batch_size=1) @ embed_captions(
-        demo.model.model, demo.test, demo.text_store).T
-    r10 = bidirectional_metrics(sims, demo.test.audio_ids, demo.test.caption_audio_ids)["t2a/R@10"]
+    sims = embed_split(demo.model.model, demo.clips, batch_size=1) @ embed_captions(
+        demo.model.model, demo.clips, demo.text_store).T
+    r10 = bidirectional_metrics(sims, demo.clips.audio_ids, demo.clips.caption_audio_ids)["t2a/R@10"]
     with capsys.disabled():
         print(f"\nown clip in the top 10 for {share:.3f} of {len(texts)} captions ({len(own) and len(clip_row)} "
               f"clips; chance {10 / len(clip_row):.2f}; evaluation-path R@10 {r10:.3f})")
     assert abs(share - r10) <= 2 / len(texts)
-    assert share >= 0.6  # chance: 0.25
+    assert share > 0.5  # "most captions"; chance 10 / 80; measured 0.618
     # The one-query API agrees with the batched path.
     for c in range(0, len(texts), 37):
-        result = search(test_index, demo.test.texts[c], k=10, models=model)
+        result = search(test_index, demo.clips.texts[c], k=10, models=model)
         assert [test_index.position(h.path) for h in result.hits] == rows[c].tolist()
 
 
@@ -121,20 +121,20 @@ def test_paraphrases_are_averaged(demo, test_index):
 
 
 def test_ensemble_is_the_mean_of_the_models_similarities(demo, test_index):
-    models = {"model": demo.model, "random": demo.random_model}
+    models = {"model": demo.model, "other": demo.other_model}
     result = search(test_index, "rain and thunder", k=len(test_index), models=models)
     sims = [test_index.embeddings[n] @ embed_text(m, ["rain and thunder"])[0] for n, m in models.items()]
     expected = (sims[0] + sims[1]) / 2
     got = np.zeros(len(test_index))
     got[[test_index.position(h.path) for h in result.hits]] = [h.score for h in result.hits]
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert result.models == ["model", "random"]
+    assert result.models == ["model", "other"]
 
 
 def test_audio_query_similar_sounds_and_captions(demo, test_index):
     query = Path(test_index.full_path(3))
     models = {"model": demo.model}
-    captions = demo.test.texts[:50]
+    captions = demo.clips.texts[:50]
     result = search(test_index, audio=query, k=5, models=models, captions=captions)
     assert all(h.path != str(query) for h in result.hits) and len(result.hits) == 5
     q = embed_audio(demo.model, query)[0]
@@ -163,11 +163,12 @@ def test_cli_index_then_search(demo, tmp_path):
     app.callback()(lambda: None)
     register(app)
     runner = CliRunner()
-    lib = demo.root / "demo" / "audio" / "test"
+    lib = demo.audio_dir
     out = tmp_path / "idx.parquet"
     res = runner.invoke(app, ["index", str(lib), "--model", f"m={demo.model_dir}", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "40 files indexed (40 new" in res.output
+    n = len(list(lib.rglob("*.flac")))
+    assert f"{n} files indexed ({n} new" in res.output
     res = runner.invoke(app, ["search", str(out), "a dog barks", "-q", "a barking dog", "-k", "3", "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output[res.output.index("{"):])
