@@ -51,6 +51,7 @@ def test_top_k_ties_keep_the_lower_row():
     assert rows.tolist() == [[7, 0, 1, 2]]
     assert scores.tolist() == [[2.0, 1.0, 1.0, 1.0]]
     assert top_k(np.zeros((1, 2), np.float32), np.zeros((0, 2), np.float32), 5)[1].shape == (1, 0)
+    assert top_k(np.zeros((0, 2), np.float32), items, 5)[1].shape == (0, 0)
 
 
 def test_mean_query_is_the_normalised_mean():

@@ -49,7 +49,7 @@ def top_k(queries: Sequence[np.ndarray] | np.ndarray, items: Sequence[np.ndarray
     k = min(int(k), n)
     best_s = np.zeros((nq, 0), np.float32)
     best_i = np.zeros((nq, 0), np.int64)
-    if k <= 0:
+    if k <= 0 or nq == 0:
         return best_s, best_i
     for s in range(0, n, block):
         e = min(s + block, n)
@@ -221,6 +221,9 @@ def search(
     caption_hits: list[CaptionHit] = []
     if audio is not None and captions is not None:
         cset = captions if isinstance(captions, CaptionSet) else CaptionSet.build(captions, models)
+        missing = [n for n in names if n not in cset.embeddings]
+        if missing:
+            raise ValueError(f"the caption set has no embeddings for models {missing}; build it with the same models")
         cs, ci = top_k(queries, [cset.embeddings[n] for n in names], k, block)
         caption_hits = [CaptionHit(j + 1, cset.texts[int(i)], float(s)) for j, (s, i) in enumerate(zip(cs[0], ci[0]))]
     return SearchResult(query, names, hits, caption_hits)
