@@ -156,7 +156,7 @@ def scan(root: str | Path, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> pd.D
     root = Path(root)
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     rows = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root):  # linked folders are not followed (no cycles)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fn in filenames:
             if fn.startswith(".") or os.path.splitext(fn)[1].lower() not in exts:
