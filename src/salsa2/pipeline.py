@@ -167,6 +167,7 @@ def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_feat
                  text_features=store, seed=params.seed, on_epoch=on_epoch, batch_size=enc.batch_size,
                  checkpointer=ckpt)
     _finish(ckpt, out_dir, model, {"stage": 1, "encoder": encoder, "loss": params.loss,
+                                   "text_normalize": params.text.normalize,
                                    "best_epoch": result.best_epoch, "val": result.best_val})
     return result
 
@@ -189,8 +190,9 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
                  text_lr=params.text.lr * stage2.lr / params.stage1.lr, text_features=store, teacher=teacher,
                  seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size, checkpointer=ckpt)
     _finish(ckpt, out_dir, model, {"stage": 2, "encoder": encoder, "loss": params.loss, "sup_weight": stage2.sup_weight,
-                                "teachers": teacher_members(params, encoder), "best_epoch": result.best_epoch,
-                                "val": result.best_val})
+                                   "text_normalize": params.text.normalize,
+                                   "teachers": teacher_members(params, encoder), "best_epoch": result.best_epoch,
+                                   "val": result.best_val})
     return result
 
 

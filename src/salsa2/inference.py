@@ -1,0 +1,209 @@
+"""A trained checkpoint as an embedding function: audio files, waveforms or texts -> L2-normalised vectors.
+
+Audio is embedded the way the model saw it in training (seed 002 sec. 2, ``phi_a``): log-mels computed on the
+fly with the model's own ``FrontendConfig``, each clip padded to a multiple of ``PAD_MULTIPLE`` frames (the
+demo CNNs' squeeze-excitation averages over padding, so a clip's embedding must not depend on which other
+clips share its batch: clips are batched only with clips of the same padded width). Long files are cut into
+chunks (a multiple of the encoder's snippet length, so a ``SnippetEncoder`` still averages its 10 s snippets
+exactly as on the whole file, seed 002 4.2.1) whose pooled token sums are added up before the projection.
+Texts are normalised as in training (``text_normalize`` in the checkpoint info) before the text encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+import torch.nn.functional as F
+
+from salsa2.audio import load_audio
+from salsa2.checkpoint import load_model as load_checkpoint
+from salsa2.data import PAD_MULTIPLE
+from salsa2.frontends import FrontendConfig, LogMel
+from salsa2.model import DualEncoder
+from salsa2.text_norm import normalize_for_model
+
+log = logging.getLogger(__name__)
+
+CHUNK_SECONDS = 600.0  # files longer than this are encoded in chunks of about this length
+
+
+def checkpoint_id(path: str | Path) -> str:
+    """A content hash of a checkpoint (config.json + model.safetensors): an index remembers which model made it."""
+    path = Path(path)
+    h = hashlib.sha1()
+    for name in ("config.json", "model.safetensors"):
+        with open(path / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class SearchModel:
+    """A loaded checkpoint plus what is needed to embed raw inputs the way it was trained.
+
+    Attributes:
+        name: the model's name in an index (its embedding column is ``emb/<name>``).
+        path: the checkpoint directory.
+        model: the dual encoder (eval mode, CPU).
+        info: the checkpoint's config.json.
+        model_id: ``checkpoint_id(path)``.
+        normalize_text: lower-case and strip punctuation before tokenising (as the model was trained).
+    """
+
+    name: str
+    path: Path
+    model: DualEncoder
+    info: dict
+    model_id: str
+    normalize_text: bool
+
+    @property
+    def frontend(self) -> FrontendConfig:
+        return self.model.frontend
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.cfg.embed_dim
+
+    def describe(self) -> dict:
+        """What an index stores about the model (JSON-serialisable)."""
+        return {"path": str(self.path), "id": self.model_id, "embed_dim": self.embed_dim, "info": self.info}
+
+
+def load_model(path: str | Path, name: str | None = None) -> SearchModel:
+    """Load a checkpoint directory (model.safetensors + config.json) for embedding and search."""
+    path = Path(path).resolve()
+    model, info = load_checkpoint(path)
+    if "text_normalize" not in info:
+        log.info("%s: checkpoint does not record text.normalize; assuming true (the params.yaml default)", path)
+    return SearchModel(
+        name=name or path.name,
+        path=path,
+        model=model,
+        info=info,
+        model_id=checkpoint_id(path),
+        normalize_text=bool(info.get("text_normalize", True)),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- audio
+def chunk_frames(model: SearchModel, seconds: float = CHUNK_SECONDS) -> int:
+    """Frames per chunk of a long file: a multiple of PAD_MULTIPLE and of the encoder's snippet length."""
+    unit = PAD_MULTIPLE
+    snippet = getattr(model.model.audio_encoder, "snippet_frames", None)
+    if snippet:
+        unit = unit * int(snippet) // math.gcd(unit, int(snippet))
+    wanted = int(seconds * model.frontend.frames_per_second)
+    return max(1, -(-wanted // unit)) * unit
+
+
+def split_frames(total: int, chunk: int, min_tail: int) -> list[tuple[int, int]]:
+    """[start, end) chunks of ``chunk`` frames covering ``total``; a tail shorter than ``min_tail`` joins the last."""
+    bounds = [(s, min(s + chunk, total)) for s in range(0, total, chunk)] or [(0, 0)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_tail:
+        bounds[-2:] = [(bounds[-2][0], total)]
+    return bounds
+
+
+@torch.no_grad()
+def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int = 16,
+               chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
+    """Log-mels (n_mels, T_i) -> (len(mels), D) L2-normalised audio embeddings.
+
+    Equals ``model.encode_audio`` of each clip alone, padded to a multiple of PAD_MULTIPLE frames; clips
+    longer than ``chunk_seconds`` are pooled over chunks (sum of weighted tokens / sum of weights).
+    """
+    dm = model.model
+    dm.eval()
+    chunk = chunk_frames(model, chunk_seconds)
+    min_tail = int(model.frontend.frames_per_second)
+    pieces: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)  # padded width -> (clip, mel piece)
+    for i, mel in enumerate(mels):
+        if mel.ndim != 2 or mel.shape[0] != model.frontend.n_mels or mel.shape[1] == 0:
+            raise ValueError(f"clip {i}: expected a ({model.frontend.n_mels}, T>0) log-mel, got {mel.shape}")
+        for s, e in split_frames(mel.shape[1], chunk, min_tail):
+            width = -(-(e - s) // PAD_MULTIPLE) * PAD_MULTIPLE
+            pieces[width].append((i, mel[:, s:e]))
+    token_sum = torch.zeros(len(mels), dm.audio_encoder.out_dim)
+    weight_sum = torch.zeros(len(mels))
+    for width, group in sorted(pieces.items()):
+        for s in range(0, len(group), batch_size):
+            part = group[s : s + batch_size]
+            batch = np.zeros((len(part), model.frontend.n_mels, width), dtype=np.float32)
+            for j, (_, m) in enumerate(part):
+                batch[j, :, : m.shape[1]] = m
+            lengths = torch.tensor([m.shape[1] for _, m in part])
+            tokens, weights = dm.audio_encoder(torch.from_numpy(batch), lengths)
+            w = weights.to(tokens.dtype)
+            idx = torch.tensor([i for i, _ in part])
+            token_sum.index_add_(0, idx, (tokens * w[..., None]).sum(1).float())
+            weight_sum.index_add_(0, idx, w.sum(1).float())
+    pooled = token_sum / weight_sum.clamp_min(1e-12)[:, None]
+    return F.normalize(dm.audio_proj(pooled), dim=-1).numpy().astype(np.float32)
+
+
+class MelComputer:
+    """Log-mel of waveforms for each distinct frontend (models with equal frontends share one computation)."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, LogMel] = {}
+
+    def __call__(self, wav: np.ndarray, frontend: FrontendConfig) -> np.ndarray:
+        key = frontend.key()
+        if key not in self._modules:
+            self._modules[key] = LogMel(frontend)
+        with torch.no_grad():
+            return self._modules[key](torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0].numpy()
+
+
+def as_waveform(audio: str | Path | np.ndarray, sample_rate: int, source_rate: int | None = None,
+                min_duration: float = 0.0) -> np.ndarray:
+    """A file path (decoded, mono, resampled) or a 1-D array at ``source_rate`` (default: ``sample_rate``)."""
+    if isinstance(audio, (str, Path)):
+        return load_audio(audio, sample_rate, min_duration=min_duration)
+    wav = np.asarray(audio, dtype=np.float32)
+    if wav.ndim != 1 or wav.size == 0:
+        raise ValueError(f"expected a non-empty mono waveform (samples,), got shape {wav.shape}; mix channels first")
+    if source_rate and source_rate != sample_rate:
+        wav = soxr.resample(wav, source_rate, sample_rate, quality="HQ").astype(np.float32)
+    return wav
+
+
+def embed_audio(model: SearchModel, audio: Sequence[str | Path | np.ndarray] | str | Path | np.ndarray,
+                sample_rate: int | None = None, batch_size: int = 16) -> np.ndarray:
+    """(N, D) embeddings of audio files or mono waveforms (arrays at ``sample_rate``, default the model's).
+
+    Raises:
+        AudioReadError: a file cannot be decoded (the error names it and the reason).
+    """
+    items = [audio] if isinstance(audio, (str, Path)) or (isinstance(audio, np.ndarray) and audio.ndim == 1) \
+        else list(audio)
+    mel = MelComputer()
+    sr = model.frontend.sample_rate
+    mels = [mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
+    return embed_mels(model, mels, batch_size)
+
+
+# -------------------------------------------------------------------------------------------------- text
+@torch.no_grad()
+def embed_text(model: SearchModel, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
+    """(N, D) L2-normalised caption/query embeddings (``phi_c``), normalised as in training."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if any(not str(t).strip() for t in texts):
+        raise ValueError("empty query text; give a description such as 'a dog barks while cars pass'")
+    if model.normalize_text:
+        texts = [normalize_for_model(t) for t in texts]
+    model.model.eval()
+    out = [model.model.encode_text(texts[s : s + batch_size]).float().numpy()
+           for s in range(0, len(texts), batch_size)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.embed_dim), np.float32)

@@ -1,0 +1,70 @@
+"""Search test material built on the shared session fixtures (tests/conftest.py: tiny_demo, trained_model).
+
+The tiny demo has 48 + 16 + 16 clips; the search tests index all of them (raw/audio, 80 clips) so that a
+top 10 means something (chance 10/80). The search model is trained here a little longer than the shared
+``trained_model`` (12 epochs at a higher rate, a few seconds), so that most captions find their clip; the
+shared model is the second member of the ensemble tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from salsa2.checkpoint import load_model as load_checkpoint
+from salsa2.checkpoint import save_model
+from salsa2.config import TrainParams
+from salsa2.data import RetrievalData, load_split
+from salsa2.inference import SearchModel, checkpoint_id
+from salsa2.losses import LOSSES
+from salsa2.model import DualEncoder
+from salsa2.text_features import TextFeatureStore
+from salsa2.train import fit
+
+SPLITS = ["train", "val", "test"]
+
+
+@dataclass
+class Demo:
+    root: Path  # the generated folder dataset (audio under root / "audio")
+    model_dir: Path
+    model: SearchModel
+    other_dir: Path  # the shared trained_model
+    other_model: SearchModel
+    clips: RetrievalData  # every clip and caption, with cached log-mels
+    text_store: TextFeatureStore
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.root / "audio"
+
+
+_CACHE: dict[str, Demo] = {}
+
+
+def search_demo(tiny_demo, trained_model: Path, tmp_path_factory) -> Demo:
+    """Built once per session whichever test module asks first."""
+    if "demo" not in _CACHE:
+        other, _ = load_checkpoint(trained_model)
+        store = TextFeatureStore(tiny_demo.text_features)
+        load = lambda split: load_split(tiny_demo.data, split, tiny_demo.features, other.frontend,  # noqa: E731
+                                        normalize_text=True)
+        torch.manual_seed(0)
+        model = DualEncoder(other.cfg, text_encoder=other.text_encoder)
+        fit(model, LOSSES.build("nt_xent", tau=0.05), load("train"), load("val"),
+            TrainParams(epochs=12, batch_size=16, lr=3e-3), audio_lr=3e-3, text_lr=0.0, text_features=store, seed=0)
+        model.eval()
+        model_dir = tmp_path_factory.mktemp("search_model") / "model"
+        save_model(model_dir, model, {"stage": 1, "text_normalize": True})
+        _CACHE["demo"] = Demo(
+            root=tiny_demo.raw,
+            model_dir=model_dir,
+            model=SearchModel("model", model_dir, model, {}, checkpoint_id(model_dir), True),
+            other_dir=Path(trained_model),
+            other_model=SearchModel("other", Path(trained_model), other, {}, checkpoint_id(trained_model), True),
+            clips=load(SPLITS),
+            text_store=store,
+        )
+    return _CACHE["demo"]
