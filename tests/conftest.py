@@ -11,6 +11,12 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_resume_dir(tmp_path_factory):
+    """Training resume state goes to a per-session folder, never the user's ~/.cache."""
+    os.environ["SALSA2_RESUME_DIR"] = str(tmp_path_factory.mktemp("resume"))
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from salsa2 import cli_search
+
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 
@@ -108,16 +110,8 @@ def evaluate(
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules register themselves here."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("salsa2.cli_search") is not None:
-        importlib.import_module("salsa2.cli_search").register(app)
-
-
-_register_optional_commands()
+# Commands that live in their own modules register themselves on the app.
+cli_search.register(app)
 
 if __name__ == "__main__":
     app()

@@ -8,6 +8,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 import pandas as pd
+import torch
 
 from salsa2.checkpoint import copy_weights, load_model, save_model
 from salsa2.config import Params
@@ -128,17 +129,18 @@ def _text_store(params: Params, text_features: str | Path | None) -> TextFeature
     return TextFeatureStore(text_features)
 
 
-def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData,
+def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData, out_dir,
                   inputs: tuple = ()) -> Checkpointer | None:
-    """Resume state of ``stage`` for ``encoder``, keyed by every param, the data's size, this checkout and
-    the size and mtime of the files in ``inputs`` (stage 2: its stage-1 model and targets)."""
+    """Resume state of the run that writes ``out_dir``: one slot per output location (so concurrent runs
+    elsewhere never touch it), keyed by every param, the data's size and the size and mtime of the files
+    in ``inputs`` (stage 2: its stage-1 model and targets)."""
     cfg = getattr(params, stage)
     if not cfg.resume:
         return None
     stats = [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs if Path(p).exists()]
-    key = config_key(dataclasses.asdict(params), stage, encoder, len(train.audio_ids), len(train.caption_ids),
-                     str(Path.cwd().resolve()), stats)
-    return Checkpointer(f"{stage}-{encoder}", key)
+    key = config_key(dataclasses.asdict(params), stage, encoder, len(train.audio_ids), len(train.caption_ids), stats)
+    slot = config_key(str(Path(out_dir).resolve()))[:12]
+    return Checkpointer(f"{stage}-{encoder}-{slot}", key)
 
 
 def _finish(checkpointer: Checkpointer | None, out_dir, model: DualEncoder, info: dict) -> None:
@@ -159,10 +161,11 @@ def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_feat
     """Stage 1: a dual encoder trained with the supervised loss (NT-Xent or sigmoid)."""
     cfg = model_config(params, encoder)
     train, val = _splits(params, data_dir, features_dir, cfg.frontend)
+    torch.manual_seed(params.seed)  # the initial weights depend on the seed alone, not on what ran before
     model = DualEncoder(cfg)
     store = _text_store(params, text_features)
     enc = params.audio_encoder(encoder)
-    ckpt = _checkpointer(params, "stage1", encoder, train)
+    ckpt = _checkpointer(params, "stage1", encoder, train, out_dir)
     result = fit(model, supervised_loss(params), train, val, params.stage1, audio_lr=enc.lr, text_lr=params.text.lr,
                  text_features=store, seed=params.seed, on_epoch=on_epoch, batch_size=enc.batch_size,
                  checkpointer=ckpt)
@@ -185,7 +188,8 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
     teacher = TeacherTargets(targets_path, train.audio_ids, train.caption_ids) if stage2.sup_weight < 1 else None
     store = _text_store(params, text_features)
     enc = params.audio_encoder(encoder)
-    ckpt = _checkpointer(params, "stage2", encoder, train, (Path(init_dir) / "model.safetensors", targets_path))
+    ckpt = _checkpointer(params, "stage2", encoder, train, out_dir,
+                         (Path(init_dir) / "model.safetensors", targets_path))
     result = fit(model, loss_fn, train, val, stage2, audio_lr=enc.lr * stage2.lr / params.stage1.lr,
                  text_lr=params.text.lr * stage2.lr / params.stage1.lr, text_features=store, teacher=teacher,
                  seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size, checkpointer=ckpt)
