@@ -108,7 +108,10 @@ def test_reindex_processes_only_new_changed_and_deleted(demo, tmp_path, monkeypa
     after = read_index(out)
     emb = dict(zip(after.files["path"], after.embeddings["model"]))
     old = dict(zip(before.files["path"], before.embeddings["model"]))
-    rel = lambda p: p.relative_to(lib).as_posix()
+
+    def rel(p):
+        return p.relative_to(lib).as_posix()
+
     assert rel(deleted) not in emb
     np.testing.assert_allclose(emb[rel(modified)], old[rel(clips[3])], atol=1e-5)  # re-embedded: now clip 3
     np.testing.assert_allclose(emb["new/added.flac"], old[rel(clips[4])], atol=1e-5)

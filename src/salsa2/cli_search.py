@@ -38,7 +38,10 @@ def parse_model_specs(specs: list[str]) -> dict[str, str]:
 
 def _format_hits(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = lambda r: "  ".join(c.rjust(w) if i < len(r) - 1 else c for i, (c, w) in enumerate(zip(r, widths)))
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i < len(r) - 1 else c for i, (c, w) in enumerate(zip(r, widths)))
+
     return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
