@@ -8,6 +8,7 @@ in both directions, ``salsa2.losses.distill``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,14 +18,20 @@ from salsa2.fsutil import atomic_path
 
 def save_similarities(
     path: str | Path, audio_ids: list[str], caption_ids: list[str], audio_emb: np.ndarray, text_emb: np.ndarray,
+    similarity: np.ndarray | None = None,
 ) -> None:
-    """Write the (A, T) similarity matrix with its row/column ids, plus the embeddings that produced it."""
+    """Write the (A, T) similarity matrix with its row/column ids, plus the embeddings that produced it.
+
+    ``similarity`` defaults to ``audio_emb @ text_emb.T``; pass it when the model's similarity is not a dot
+    product of these embeddings (text-aware pooling).
+    """
+    sim = audio_emb @ text_emb.T if similarity is None else similarity
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
             audio_ids=np.array(audio_ids),
             caption_ids=np.array(caption_ids),
-            similarity=(audio_emb @ text_emb.T).astype(np.float32),
+            similarity=sim.astype(np.float32),
             audio_emb=audio_emb.astype(np.float32),
             text_emb=text_emb.astype(np.float32),
         )
@@ -75,3 +82,17 @@ class TeacherTargets:
     def block(self, audio_idx: np.ndarray, caption_idx: np.ndarray) -> torch.Tensor:
         """(A, T) block of C-hat for the batch's clip and caption indices (into the training data)."""
         return torch.from_numpy(self.matrix[np.ix_(self.rows[audio_idx], self.cols[caption_idx])])
+
+
+class TargetProvider(Protocol):
+    def block(self, audio_idx: np.ndarray, caption_idx: np.ndarray) -> torch.Tensor: ...
+
+
+class TargetBlocks:
+    """Several named providers (``ensemble``: C-hat, ``relevance``: seed 001 g) -> a dict of (A, T) blocks."""
+
+    def __init__(self, providers: dict[str, TargetProvider]) -> None:
+        self.providers = providers
+
+    def block(self, audio_idx: np.ndarray, caption_idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return {name: p.block(audio_idx, caption_idx) for name, p in self.providers.items()}

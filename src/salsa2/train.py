@@ -14,13 +14,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from salsa2.augment import AugmentParams, draw_mixing, masked_caption_embeddings, mix_logmel, mixco_loss
 from salsa2.config import TrainParams
 from salsa2.data import RetrievalData, collate_mels, iterate_batches, num_batches
-from salsa2.embed import embed_audio, embed_captions
+from salsa2.embed import similarity_matrix
 from salsa2.losses import total_loss
 from salsa2.metrics import bidirectional_metrics
 from salsa2.model import DualEncoder
-from salsa2.targets import TeacherTargets
+from salsa2.targets import TargetProvider
 from salsa2.text_features import TextFeatureStore
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,19 @@ class FitResult:
 
 
 def evaluate_model(model: DualEncoder, data: RetrievalData, text_features: TextFeatureStore | None) -> dict:
-    audio = embed_audio(model, data)
-    text = embed_captions(model, data, text_features)
-    return bidirectional_metrics(audio @ text.T, data.audio_ids, data.caption_audio_ids)
+    sim = similarity_matrix(model, data, text_features)
+    return bidirectional_metrics(sim, data.audio_ids, data.caption_audio_ids)
+
+
+def batch_text(model: DualEncoder, data: RetrievalData, captions: np.ndarray, text_features: TextFeatureStore | None,
+               augment: AugmentParams, generator: torch.Generator) -> torch.Tensor:
+    """(T, D) embeddings of a batch's captions: cached features, the live encoder, or masked tokens (seed 004)."""
+    if augment.text_mask > 0:
+        return masked_caption_embeddings(model, [data.texts[c] for c in captions], augment.text_mask, generator)
+    if text_features is not None:
+        feats = torch.from_numpy(text_features.lookup([data.caption_ids[c] for c in captions]))
+        return model.encode_text_features(feats)
+    return model.encode_text([data.texts[c] for c in captions])
 
 
 def fit(
@@ -74,14 +85,18 @@ def fit(
     audio_lr: float,
     text_lr: float,
     text_features: TextFeatureStore | None = None,
-    teacher: TeacherTargets | None = None,
+    teacher: TargetProvider | None = None,
     seed: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
     batch_size: int | None = None,
+    augment: AugmentParams | None = None,
 ) -> FitResult:
     """Train ``model`` in place; at the end it holds the weights of the epoch with the best val t2a mAP@10."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    augment = augment or AugmentParams()
+    aug_rng = np.random.default_rng([seed, 4])  # augmentation draws leave the batch order untouched
+    aug_gen = torch.Generator().manual_seed(seed + 4)
     batch_size = batch_size or cfg.batch_size
     groups = param_groups(model, loss_fn, audio_lr, text_lr if not model.text_encoder.frozen else 0.0, cfg.lr,
                           cfg.loss_lr)
@@ -105,15 +120,16 @@ def fit(
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * factor
             mel, lengths = collate_mels([train.mel(i) for i in batch.audio], max_frames, rng)
-            audio = model.encode_audio(mel, lengths)
-            if text_features is not None:
-                feats = torch.from_numpy(text_features.lookup([train.caption_ids[c] for c in batch.captions]))
-                text = model.encode_text_features(feats)
-            else:
-                text = model.encode_text([train.texts[c] for c in batch.captions])
-            sim = audio @ text.T
+            audio = model.encode_audio_side(mel, lengths)
+            text = batch_text(model, train, batch.captions, text_features, augment, aug_gen)
+            sim = model.similarity(audio, text)
             targets = teacher.block(batch.audio, batch.captions) if teacher is not None else None
             terms = loss_fn(sim, batch.positives, targets)
+            if augment.mixco:  # seed 004 eqs. 8-12
+                partner, lam = draw_mixing(len(batch.audio), aug_rng)
+                mixed = model.encode_audio_side(*mix_logmel(mel, lengths, partner, lam, model.frontend.log_offset))
+                terms["mixco_loss"] = mixco_loss(model.similarity(mixed, text), batch.positives, partner, lam,
+                                                 augment.mixco_tau)
             loss = total_loss(terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
