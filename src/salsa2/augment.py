@@ -17,6 +17,10 @@ Text token masking (seed 004: 15 %). Each non-special token is replaced by the t
 probability p. This needs the text encoder to run on every batch: with ``text.trainable_layers != 0`` it runs
 anyway; with a frozen encoder (``0``) training stops using the cached features and runs the frozen encoder
 (forward only, no gradient) on the masked captions; validation and test use unmasked captions (the cache).
+Re-masking every batch costs one text-encoder forward per caption and batch (on 2 CPU cores about as much
+as the audio encoder's forward and backward). With a frozen encoder ``augment.text_mask_views: k > 0``
+instead draws k masked views of every training caption once per training run and, per batch, uses one view
+per caption chosen at random (``MaskedViewBank``): k forwards per caption in all, instead of one per epoch.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from salsa2.losses.base import positives_to_target
 
@@ -36,6 +41,7 @@ class AugmentParams:
     mixco: bool = False
     mixco_tau: float = 0.05
     text_mask: float = 0.0
+    text_mask_views: int = 0  # 0: re-mask every batch; k: k masked views per caption, drawn once (frozen text)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.text_mask < 1.0:
@@ -93,9 +99,8 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
     return torch.where(maskable & draw, torch.full_like(input_ids, mask_id), input_ids)
 
 
-def masked_caption_embeddings(model, texts: list[str], p: float, generator: torch.Generator | None = None):
-    """(T, D) caption embeddings of ``texts`` with token masking; no gradient into a frozen text encoder."""
-    encoder = model.text_encoder
+def masked_text_features(encoder, texts: list[str], p: float, generator: torch.Generator | None = None):
+    """(T, H) pooled text-encoder features of ``texts`` with token masking; no gradient if it is frozen."""
     tokenizer = encoder.tokenizer
     if tokenizer.mask_token_id is None:
         raise ValueError(f"text encoder {encoder.name!r} has no mask token; set augment.text_mask: 0")
@@ -105,8 +110,34 @@ def masked_caption_embeddings(model, texts: list[str], p: float, generator: torc
     device = next(encoder.parameters()).device
     tokens = {k: v.to(device) for k, v in tokens.items()}
     with torch.set_grad_enabled(torch.is_grad_enabled() and not encoder.frozen):
-        features = encoder(tokens)
-    return model.encode_text_features(features)
+        return encoder(tokens)
+
+
+def masked_caption_embeddings(model, texts: list[str], p: float, generator: torch.Generator | None = None):
+    """(T, D) caption embeddings of ``texts`` with token masking (the batch's captions, masked afresh)."""
+    return model.encode_text_features(masked_text_features(model.text_encoder, texts, p, generator))
+
+
+class MaskedViewBank:
+    """``views`` masked versions of every caption's frozen features, computed once (``text_mask_views``)."""
+
+    def __init__(self, encoder, texts: list[str], p: float, views: int, generator: torch.Generator,
+                 batch_size: int = 256) -> None:
+        if not encoder.frozen:
+            raise ValueError("augment.text_mask_views needs a frozen text encoder (text.trainable_layers: 0); "
+                             "a trained encoder must see fresh masks: set text_mask_views: 0")
+        encoder.eval()
+        with torch.no_grad():
+            self.features = torch.stack([
+                torch.cat([masked_text_features(encoder, texts[s : s + batch_size], p, generator)
+                           for s in tqdm(range(0, len(texts), batch_size), desc=f"masked view {v + 1}/{views}",
+                                         leave=False)])
+                for v in range(views)
+            ])  # (views, N, H)
+
+    def lookup(self, captions: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        view = torch.from_numpy(rng.integers(0, self.features.shape[0], len(captions)))
+        return self.features[view, torch.from_numpy(np.asarray(captions))]
 
 
 def draw_mixing(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

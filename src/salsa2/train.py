@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from salsa2.augment import AugmentParams, draw_mixing, masked_caption_embeddings, mix_logmel, mixco_loss
+from salsa2.augment import (AugmentParams, MaskedViewBank, draw_mixing, masked_caption_embeddings, mix_logmel,
+                             mixco_loss)
 from salsa2.config import TrainParams
 from salsa2.data import RetrievalData, collate_mels, iterate_batches, num_batches
 from salsa2.embed import similarity_matrix
@@ -65,8 +66,12 @@ def evaluate_model(model: DualEncoder, data: RetrievalData, text_features: TextF
 
 
 def batch_text(model: DualEncoder, data: RetrievalData, captions: np.ndarray, text_features: TextFeatureStore | None,
-               augment: AugmentParams, generator: torch.Generator) -> torch.Tensor:
+               augment: AugmentParams, generator: torch.Generator, views: MaskedViewBank | None = None,
+               rng: np.random.Generator | None = None) -> torch.Tensor:
     """(T, D) embeddings of a batch's captions: cached features, the live encoder, or masked tokens (seed 004)."""
+    if views is not None:
+        assert rng is not None
+        return model.encode_text_features(views.lookup(captions, rng))
     if augment.text_mask > 0:
         return masked_caption_embeddings(model, [data.texts[c] for c in captions], augment.text_mask, generator)
     if text_features is not None:
@@ -97,6 +102,8 @@ def fit(
     augment = augment or AugmentParams()
     aug_rng = np.random.default_rng([seed, 4])  # augmentation draws leave the batch order untouched
     aug_gen = torch.Generator().manual_seed(seed + 4)
+    views = (MaskedViewBank(model.text_encoder, train.texts, augment.text_mask, augment.text_mask_views, aug_gen)
+             if augment.text_mask > 0 and augment.text_mask_views > 0 else None)
     batch_size = batch_size or cfg.batch_size
     groups = param_groups(model, loss_fn, audio_lr, text_lr if not model.text_encoder.frozen else 0.0, cfg.lr,
                           cfg.loss_lr)
@@ -121,7 +128,7 @@ def fit(
                 g["lr"] = g["base_lr"] * factor
             mel, lengths = collate_mels([train.mel(i) for i in batch.audio], max_frames, rng)
             audio = model.encode_audio_side(mel, lengths)
-            text = batch_text(model, train, batch.captions, text_features, augment, aug_gen)
+            text = batch_text(model, train, batch.captions, text_features, augment, aug_gen, views, aug_rng)
             sim = model.similarity(audio, text)
             targets = teacher.block(batch.audio, batch.captions) if teacher is not None else None
             terms = loss_fn(sim, batch.positives, targets)
