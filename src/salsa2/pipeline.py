@@ -18,14 +18,20 @@ from salsa2.encoders import TEXT_ENCODERS
 from salsa2.features import build_cache
 from salsa2.frontends import FrontendConfig
 from salsa2.fsutil import atomic_path, write_json
+from salsa2.judgements import read_relevance
 from salsa2.losses import LOSSES
 from salsa2.losses.distill import BlendedDistill, MixedLoss
-from salsa2.judgements import read_relevance
 from salsa2.metrics import bidirectional_metrics, multi_relevance_metrics
 from salsa2.model import DualEncoder, ModelConfig
-from salsa2.tables import read_tables, write_tables
 from salsa2.relevance import CaptionRelevance
-from salsa2.targets import TargetBlocks, TeacherTargets, ensemble_similarities, save_similarities, save_targets
+from salsa2.tables import read_tables, write_tables
+from salsa2.targets import (
+    TargetBlocks,
+    TeacherTargets,
+    ensemble_similarities,
+    save_similarities,
+    save_targets,
+)
 from salsa2.text_features import TextFeatureStore, compute_text_features, save_text_features
 from salsa2.train import FitResult, fit
 
@@ -233,8 +239,8 @@ def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: di
     if relevance is not None:
         queries = read_relevance(relevance[0], relevance[1], data_dir, reference.caption_ids, reference.audio_ids)
         constant = np.zeros((n_audio, len(reference.caption_ids)), np.float32)  # chance
-        for name in results:
-            results[name].update(multi_relevance_metrics(sims.get(name, constant), queries, k=relevance_k))
+        for name, metrics in results.items():
+            metrics.update(multi_relevance_metrics(sims.get(name, constant), queries, k=relevance_k))
     return results
 
 

@@ -14,8 +14,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from salsa2.augment import (AugmentParams, MaskedViewBank, draw_mixing, masked_caption_embeddings, mix_logmel,
-                             mixco_loss)
+from salsa2.augment import (
+    AugmentParams,
+    MaskedViewBank,
+    draw_mixing,
+    masked_caption_embeddings,
+    mix_logmel,
+    mixco_loss,
+)
 from salsa2.config import TrainParams
 from salsa2.data import RetrievalData, collate_mels, iterate_batches, num_batches
 from salsa2.embed import similarity_matrix
