@@ -57,7 +57,8 @@ def test_read_relevance_maps_files_and_captions_to_indices(tmp_path):
                              "text": ["A dog barks.", "A dog barks.", "Rain falls", "Dog and rain"],
                              "raw_text": ["A dog barks.", "A dog barks.", "Rain falls", "Dog and rain"]})
     write_tables(tmp_path / "prepared", audio, captions)
-    pd.DataFrame({"caption": ["A dog barks.", "A dog barks.", "Rain falls"], "file": ["a/x.flac", "a/x.flac", "a/y.flac"],
+    pd.DataFrame({"caption": ["A dog barks.", "A dog barks.", "Rain falls"],
+                  "file": ["a/x.flac", "a/x.flac", "a/y.flac"],
                   "relevant": ["a/x.flac;a/z.flac", "a/x.flac;a/z.flac", "a/y.flac;a/z.flac"]}).to_csv(
         tmp_path / "rel.csv", index=False)
     caption_ids = ["demo/a/y#0", "demo/a/x#0", "demo/a/x#1", "demo/a/z#0"]

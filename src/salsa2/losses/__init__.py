@@ -8,7 +8,8 @@ Calling convention (shared by every loss)::
 ``positives`` (A, T) bool: audio i and caption j belong to the same clip (decided by clip identity, so a
 batch may hold several captions of one clip, or one clip several times). ``teacher`` (A, T): soft
 correspondence estimates for the batch (seed 002 C-hat restricted to the batch), for distillation; or a
-dict of named blocks when a loss needs several (``ensemble``: C-hat, ``relevance``: seed 001 relevances g; see ``losses.base.pick_target``).
+dict of named blocks when a loss needs several (``ensemble``: C-hat, ``relevance``: seed 001 relevances g;
+see ``losses.base.pick_target``).
 The trainer sums every value whose key ends in ``_loss``.
 """
 
