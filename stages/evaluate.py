@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from common import setup_training
+from common import setup, setup_training
 
 from salsa2.pipeline import evaluate, write_metrics
 from salsa2.plots import plot_training_curves
@@ -22,9 +22,12 @@ if __name__ == "__main__":
         "ensemble-stage1": [f"stage1-{e}" for e in params.encoders],
         "ensemble-stage2": [f"stage2-{e}" for e in params.encoders],
     }
-    results = evaluate(params, models, "data/prepared", features, "data/text_features.npz", "test", ensembles)
+    judged = setup().get("evaluate") or {}
+    relevance = (judged["relevance"], judged["relevance_dataset"]) if judged.get("relevance") else None
+    results = evaluate(params, models, "data/prepared", features, "data/text_features.npz", "test", ensembles,
+                       relevance=relevance, relevance_k=int(judged.get("relevance_k", 16)))
     write_metrics("reports/metrics.json", results)
     plot_training_curves([f"reports/train/{name}" for name in models], "reports/training_curves.png")
     for name, m in results.items():
         print(f"{name:>18}: t2a mAP@10 {m['t2a/mAP@10']:.4f}  R@1 {m['t2a/R@1']:.4f}  R@5 {m['t2a/R@5']:.4f}  "
-              f"R@10 {m['t2a/R@10']:.4f}")
+              f"R@10 {m['t2a/R@10']:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in m.items() if "multi" in k))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from salsa2.augment import AugmentParams
 from salsa2.frontends import FrontendConfig
 
 T = TypeVar("T")
@@ -102,6 +103,7 @@ class TrainParams:
     accumulate: int = 1
     device: str = "auto"
     resume: bool = True
+    relevance_weight: float = 0.0  # stage 2: share of ListNet (caption-relevance) targets in L_dist
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ class Params:
     losses: dict
     stage1: TrainParams
     stage2: TrainParams
+    pooling: str = "mean"                      # mean | tap (seed 000 sec. 3.6)
+    tap: dict = field(default_factory=dict)    # TextAwarePooling kwargs: proj_dim, dropout
+    augment: AugmentParams = field(default_factory=AugmentParams)
 
     def frontend(self, name: str) -> FrontendConfig:
         if name not in self.frontends:
@@ -154,7 +159,9 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 def training_params(raw: dict) -> Params:
     """The sections the training stages read (other sections belong to other stages)."""
     keys = [f.name for f in dataclasses.fields(Params)]
-    missing = [k for k in keys if k not in raw]
+    required = [f.name for f in dataclasses.fields(Params)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [k for k in required if k not in raw]
     if missing:
         raise ConfigError(f"params.yaml: missing section(s) {missing}")
-    return parse(Params, {k: raw[k] for k in keys}, "params.yaml")
+    return parse(Params, {k: raw[k] for k in keys if k in raw}, "params.yaml")

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from salsa2.data import RetrievalData, collate_mels
-from salsa2.model import DualEncoder
+from salsa2.model import AudioSide, DualEncoder
 from salsa2.text_features import TextFeatureStore
 
 
@@ -39,3 +39,38 @@ def embed_captions(
         else:
             out.append(model.encode_text(data.texts[s : s + batch_size]).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.cfg.embed_dim), np.float32)
+
+
+@torch.no_grad()
+def embed_audio_side(model: DualEncoder, data: RetrievalData, batch_size: int = 32) -> AudioSide:
+    """What ``model.similarity`` needs for every clip of ``data``: embeddings, or (TAP) padded tokens + weights."""
+    if model.tap is None:
+        return AudioSide(embedding=torch.from_numpy(embed_audio(model, data, batch_size)))
+    model.eval()
+    order = np.argsort(data.frames(), kind="stable")
+    parts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        mel, lengths = collate_mels([data.mel(i) for i in idx])
+        tokens, weights = model.audio_tokens(mel, lengths)
+        for row, i in enumerate(idx):
+            keep = int((weights[row] > 0).nonzero().max()) + 1
+            parts[int(i)] = (tokens[row, :keep].float(), weights[row, :keep].float())
+    width = max(t.shape[0] for t, _ in parts.values())
+    tokens_out = torch.zeros(len(order), width, model.cfg.embed_dim)
+    weights_out = torch.zeros(len(order), width)
+    for i, (t, w) in parts.items():
+        tokens_out[i, : t.shape[0]] = t
+        weights_out[i, : w.shape[0]] = w
+    return AudioSide(tokens=tokens_out, weights=weights_out)
+
+
+@torch.no_grad()
+def similarity_matrix(model: DualEncoder, data: RetrievalData, text_features: TextFeatureStore | None = None,
+                      block: int = 256) -> np.ndarray:
+    """(A, T) similarities of every clip and caption of ``data`` (TAP: computed ``block`` captions at a time)."""
+    audio = embed_audio_side(model, data)
+    text = torch.from_numpy(embed_captions(model, data, text_features))
+    model.eval()
+    cols = [model.similarity(audio, text[s : s + block]) for s in range(0, len(text), block)]
+    return torch.cat(cols, dim=1).float().numpy() if cols else np.zeros((len(audio), 0), np.float32)

@@ -146,3 +146,16 @@ def bidirectional_metrics(
         ks=ks, map_k=map_k, block=block,
     )
     return {**{f"t2a/{k}": v for k, v in t2a.items()}, **{f"a2t/{k}": v for k, v in a2t.items()}}
+
+
+def multi_relevance_metrics(scores: np.ndarray, queries: list[tuple[int, np.ndarray]], k: int = 16) -> dict[str, float]:
+    """Text -> audio mAP@k with several relevant clips per query (DCASE 2025 task 6, official baseline).
+
+    For a query with m relevant clips: AP@k = 1/m * sum over relevant clips ranked in the top k of
+    (relevant clips in the top rank) / rank; ties count at their expected value. ``scores`` (A, T) audio x
+    caption; ``queries``: (caption index, relevant clip indices), e.g. from ``salsa2.judgements``.
+    """
+    captions = np.array([c for c, _ in queries], dtype=np.int64)
+    relevant = [r for _, r in queries]
+    out = retrieval_metrics(lambda s, e: scores[:, captions[s:e]].T, relevant, ks=(k,), map_k=k, norm="all")
+    return {f"t2a_multi/mAP@{k}": out[f"mAP@{k}"]}

@@ -15,18 +15,28 @@ from salsa2.config import Params
 from salsa2.data import RetrievalData, load_split
 from salsa2.datasets import DATASETS
 from salsa2.distributed import current
-from salsa2.embed import embed_audio, embed_captions
+from salsa2.embed import embed_audio, embed_captions, similarity_matrix
 from salsa2.encoders import TEXT_ENCODERS
 from salsa2.features import build_cache
 from salsa2.frontends import FrontendConfig
 from salsa2.fsutil import atomic_path, write_json
+from salsa2.judgements import read_relevance
 from salsa2.losses import LOSSES
-from salsa2.losses.distill import MixedLoss
-from salsa2.metrics import ScoreFn, bidirectional_metrics, constant_scores, embedding_scores, mean_scores
+from salsa2.losses.distill import BlendedDistill, MixedLoss
+from salsa2.metrics import (
+    ScoreFn,
+    bidirectional_metrics,
+    constant_scores,
+    embedding_scores,
+    matrix_scores,
+    mean_scores,
+    multi_relevance_metrics,
+)
 from salsa2.model import DualEncoder, ModelConfig
+from salsa2.relevance import CaptionRelevance
 from salsa2.resume import Checkpointer, config_key
 from salsa2.tables import read_tables, write_tables
-from salsa2.targets import TeacherTargets, build_targets, save_similarities
+from salsa2.targets import TargetBlocks, TeacherTargets, build_targets, save_similarities
 from salsa2.text_features import TextFeatureStore, compute_text_features, save_text_features
 from salsa2.train import FitResult, fit
 
@@ -114,6 +124,8 @@ def model_config(params: Params, encoder: str) -> ModelConfig:
         embed_dim=params.embed_dim,
         audio_kwargs=dict(enc.kwargs),
         text_kwargs=text_kwargs,
+        pooling=params.pooling,
+        pooling_kwargs=dict(params.tap) if params.pooling == "tap" else {},
     )
 
 
@@ -156,6 +168,26 @@ def supervised_loss(params: Params):
     return LOSSES.build(params.loss, **params.loss_kwargs(params.loss))
 
 
+def caption_relevance(params: Params, train: RetrievalData, text_features: str | Path | None) -> CaptionRelevance:
+    """Seed 001 relevances of the training captions, from the cached Sentence-BERT (frozen text) features."""
+    if text_features is None:
+        raise ValueError("ListNet relevances need the cached caption embeddings (stage text_features)")
+    store = TextFeatureStore(text_features)
+    reduce = params.loss_kwargs("listnet").get("reduce", "max")
+    return CaptionRelevance(store.lookup(train.caption_ids), train.caption_audio, reduce)
+
+
+def training_targets(params: Params, train: RetrievalData, text_features, *, relevance: bool,
+                     ensemble: str | Path | None = None) -> TargetBlocks | None:
+    """The per-batch target blocks the losses read: ``relevance`` (ListNet) and/or ``ensemble`` (C-hat)."""
+    providers: dict = {}
+    if relevance:
+        providers["relevance"] = caption_relevance(params, train, text_features)
+    if ensemble is not None:
+        providers["ensemble"] = TeacherTargets(ensemble, train.audio_ids, train.caption_ids)
+    return TargetBlocks(providers) if providers else None
+
+
 def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_features, out_dir,
                  on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
     """Stage 1: a dual encoder trained with the supervised loss (NT-Xent or sigmoid)."""
@@ -165,10 +197,11 @@ def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_feat
     model = DualEncoder(cfg)
     store = _text_store(params, text_features)
     enc = params.audio_encoder(encoder)
+    targets = training_targets(params, train, text_features, relevance=params.loss == "listnet")
     ckpt = _checkpointer(params, "stage1", encoder, train, out_dir)
     result = fit(model, supervised_loss(params), train, val, params.stage1, audio_lr=enc.lr, text_lr=params.text.lr,
-                 text_features=store, seed=params.seed, on_epoch=on_epoch, batch_size=enc.batch_size,
-                 checkpointer=ckpt)
+                 text_features=store, teacher=targets, seed=params.seed, on_epoch=on_epoch,
+                 batch_size=enc.batch_size, augment=params.augment, checkpointer=ckpt)
     _finish(ckpt, out_dir, model, {"stage": 1, "encoder": encoder, "loss": params.loss,
                                    "text_normalize": params.text.normalize,
                                    "best_epoch": result.best_epoch, "val": result.best_val})
@@ -183,20 +216,27 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
     model = DualEncoder(cfg)
     copy_weights(model, init_dir)
     stage2 = params.stage2
-    loss_fn = MixedLoss(supervised_loss(params), LOSSES.build("distill", **params.loss_kwargs("distill")),
-                        stage2.sup_weight)
-    teacher = TeacherTargets(targets_path, train.audio_ids, train.caption_ids) if stage2.sup_weight < 1 else None
+    distill = LOSSES.build("distill", **params.loss_kwargs("distill"))
+    blend = stage2.relevance_weight if stage2.sup_weight < 1 else 0.0
+    if blend > 0:
+        distill = BlendedDistill(distill, LOSSES.build("listnet", **params.loss_kwargs("listnet")), blend)
+    loss_fn = MixedLoss(supervised_loss(params), distill, stage2.sup_weight)
+    needs_relevance = (params.loss == "listnet" and stage2.sup_weight > 0) or blend > 0
+    use_ensemble = stage2.sup_weight < 1 and blend < 1
+    teacher = training_targets(params, train, text_features, relevance=needs_relevance,
+                               ensemble=targets_path if use_ensemble else None)
     store = _text_store(params, text_features)
     enc = params.audio_encoder(encoder)
     ckpt = _checkpointer(params, "stage2", encoder, train, out_dir,
                          (Path(init_dir) / "model.safetensors", targets_path))
     result = fit(model, loss_fn, train, val, stage2, audio_lr=enc.lr * stage2.lr / params.stage1.lr,
                  text_lr=params.text.lr * stage2.lr / params.stage1.lr, text_features=store, teacher=teacher,
-                 seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size, checkpointer=ckpt)
+                 seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size, augment=params.augment,
+                 checkpointer=ckpt)
     _finish(ckpt, out_dir, model, {"stage": 2, "encoder": encoder, "loss": params.loss, "sup_weight": stage2.sup_weight,
                                    "text_normalize": params.text.normalize,
-                                   "teachers": teacher_members(params, encoder), "best_epoch": result.best_epoch,
-                                   "val": result.best_val})
+                                   "teachers": teacher_members(params, encoder), "relevance_weight": blend,
+                                   "best_epoch": result.best_epoch, "val": result.best_val})
     return result
 
 
@@ -205,9 +245,11 @@ def dump_similarities(params: Params, model_dir, data_dir, features_dir, text_fe
     """The train-set audio x caption similarity matrix of one stage-1 model, with row/column ids."""
     model, _ = load_model(model_dir)
     data = load_split(data_dir, "train", features_dir, model.frontend, params.text.normalize)
+    store = _text_store(params, text_features)
     audio = embed_audio(model, data)
-    text = embed_captions(model, data, _text_store(params, text_features))
-    save_similarities(out_path, data.audio_ids, data.caption_ids, audio, text)
+    text = embed_captions(model, data, store)
+    sim = similarity_matrix(model, data, store) if model.tap is not None else None
+    save_similarities(out_path, data.audio_ids, data.caption_ids, audio, text, similarity=sim)
 
 
 def teacher_members(params: Params, student: str) -> list[str]:
@@ -235,11 +277,13 @@ def build_ensemble(params: Params, student: str, sims_dir, out_path) -> list[str
 
 # ---------------------------------------------------------------------------------------------- evaluation
 def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: dict[str, Path], text_features,
-             split: str = "test", ensembles: dict[str, list[str]] | None = None) -> dict:
+             split: str = "test", ensembles: dict[str, list[str]] | None = None,
+             relevance: tuple[str | Path, str] | None = None, relevance_k: int = 16) -> dict:
     """Metrics of every model and of similarity-averaged ensembles on ``split``.
 
     ``model_dirs``: name -> checkpoint; ``features``: frontend key -> cache dir; ``ensembles``: name -> list
-    of model names whose similarity matrices are averaged (seed 004).
+    of model names whose similarity matrices are averaged (seed 004); ``relevance``: (file, dataset name) of
+    multi-relevance judgements (DCASE 2025 task 6), scored as ``t2a_multi/mAP@16`` next to the usual metrics.
     """
     store = _text_store(params, text_features)
     scores: dict[str, ScoreFn] = {}
@@ -252,17 +296,25 @@ def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: di
             reference = data
         elif data.audio_ids != reference.audio_ids or data.caption_ids != reference.caption_ids:
             raise ValueError(f"{name}: its {split} clips differ from the other models' (different rejects?)")
-        # Embeddings only (O(N D)); metrics ask for one block of similarities at a time.
-        scores[name] = embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
+        if model.tap is None:  # embeddings only (O(N D)); metrics ask for one block of similarities at a time
+            scores[name] = embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
+        else:  # text-aware pooling: the similarity depends on the caption
+            scores[name] = matrix_scores(similarity_matrix(model, data, store))
         results[name] = {**bidirectional_metrics(scores[name], data.audio_ids, data.caption_audio_ids),
                          "best_epoch": info.get("best_epoch", -1)}
         log.info("%s: t2a mAP@10 %.4f", name, results[name]["t2a/mAP@10"])
     assert reference is not None
     for ens_name, members in (ensembles or {}).items():
-        results[ens_name] = bidirectional_metrics(mean_scores([scores[m] for m in members]), reference.audio_ids,
-                                                  reference.caption_audio_ids)
+        scores[ens_name] = mean_scores([scores[m] for m in members])
+        results[ens_name] = bidirectional_metrics(scores[ens_name], reference.audio_ids, reference.caption_audio_ids)
     n_audio = len(reference.audio_ids)
     results["chance"] = chance_metrics(n_audio, reference)
+    if relevance is not None:
+        queries = read_relevance(relevance[0], relevance[1], data_dir, reference.caption_ids, reference.audio_ids)
+        scores["chance"] = constant_scores(n_audio, len(reference.caption_ids))
+        everything = slice(None)
+        for name, metrics in results.items():  # the judgements' queries need whole rows: one matrix per model
+            metrics.update(multi_relevance_metrics(scores[name](everything, everything), queries, k=relevance_k))
     return results
 
 

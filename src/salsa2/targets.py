@@ -25,6 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -124,8 +125,13 @@ def release_pages(array: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------ similarity dumps
 def save_similarities(
     path: str | Path, audio_ids: list[str], caption_ids: list[str], audio_emb: np.ndarray, text_emb: np.ndarray,
+    similarity: np.ndarray | None = None,
 ) -> None:
-    """One stage-1 model's train-set dump: row/column ids and the L2-normalised embeddings (O(N D), no matrix)."""
+    """One stage-1 model's train-set dump: row/column ids and the L2-normalised embeddings (O(N D), no matrix).
+
+    ``similarity`` (A, T) is stored as well only for models whose similarity is not a dot product of these
+    embeddings (text-aware pooling): the ensemble then reads it instead of ``audio_emb @ text_emb.T``.
+    """
     if len(audio_emb) != len(audio_ids) or len(text_emb) != len(caption_ids):
         raise ValueError(f"{path}: {len(audio_emb)} audio embeddings for {len(audio_ids)} ids, {len(text_emb)} "
                          f"caption embeddings for {len(caption_ids)} ids")
@@ -134,6 +140,8 @@ def save_similarities(
         w.add("caption_ids", np.array(caption_ids))
         w.add("audio_emb", np.asarray(audio_emb, np.float32))
         w.add("text_emb", np.asarray(text_emb, np.float32))
+        if similarity is not None:
+            w.add("similarity", np.asarray(similarity, np.float32))
 
 
 @dataclass
@@ -144,6 +152,7 @@ class MemberEmbeddings:
     caption_ids: list[str]
     audio_emb: np.ndarray
     text_emb: np.ndarray
+    similarity: np.ndarray | None = None  # only for text-aware pooling (see save_similarities)
 
 
 def load_embeddings(path: str | Path) -> MemberEmbeddings:
@@ -151,7 +160,8 @@ def load_embeddings(path: str | Path) -> MemberEmbeddings:
     missing = [k for k in ("audio_ids", "caption_ids", "audio_emb", "text_emb") if k not in z]
     if missing:
         raise ValueError(f"{path}: no {missing} in this similarity dump; re-run `dvc repro similarities`")
-    return MemberEmbeddings(z["audio_ids"].tolist(), z["caption_ids"].tolist(), z["audio_emb"], z["text_emb"])
+    return MemberEmbeddings(z["audio_ids"].tolist(), z["caption_ids"].tolist(), z["audio_emb"], z["text_emb"],
+                            z["similarity"] if "similarity" in z else None)
 
 
 def _rows(block: int, n: int) -> Iterator[slice]:
@@ -175,6 +185,7 @@ def dense_similarity(audio: list[np.ndarray], text: list[np.ndarray], block: int
     for rows in _rows(block, out.shape[0]):
         out[rows] = mean_block(audio, text, rows, slice(None))
     return out
+
 
 
 def load_similarities(path: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
@@ -221,11 +232,18 @@ def _chunks(array: np.ndarray, perm: np.ndarray | None) -> Iterator[np.ndarray]:
 def ensemble_similarities(paths: list[str | Path], block: int = 2048) -> tuple[np.ndarray, list[str], list[str]]:
     """Dense C-hat = mean of the members' similarities, aligned by ids (members may order rows differently)."""
     audio_ids, caption_ids, members = _aligned(paths)
-    out = np.empty((len(audio_ids), len(caption_ids)), np.float32)
-    texts = [_take(m.text_emb, c, slice(None)) for m, _, c in members]
+    out = np.zeros((len(audio_ids), len(caption_ids)), np.float32)
+    by_product = [(m, a, c) for m, a, c in members if m.similarity is None]
+    texts = [_take(m.text_emb, c, slice(None)) for m, _, c in by_product]
     for rows in _rows(block, len(audio_ids)):
-        out[rows] = mean_block([_take(m.audio_emb, a, rows) for m, a, _ in members], texts, slice(None),
-                               slice(None))
+        if by_product:
+            out[rows] = mean_block([_take(m.audio_emb, a, rows) for m, a, _ in by_product], texts, slice(None),
+                                   slice(None)) * np.float32(len(by_product))
+        for m, a, c in members:
+            if m.similarity is not None:  # text-aware pooling: the stored matrix, reordered onto the id order
+                part = _take(m.similarity, a, rows)
+                out[rows] += part if c is None else part[:, c]
+    out /= np.float32(len(members))
     return out, audio_ids, caption_ids
 
 
@@ -257,6 +275,11 @@ def build_targets(paths: list[str | Path], out_path: str | Path, members: list[s
     """
     audio_ids, caption_ids, aligned = _aligned(paths)
     kind = resolve_mode(mode, len(audio_ids), len(caption_ids))
+    if any(m.similarity is not None for m, _, _ in aligned):
+        if mode == "embeddings":
+            raise ValueError("a member uses text-aware pooling (pooling: tap), whose similarities are not dot "
+                             "products of stored embeddings: use stage2.targets: dense (or auto)")
+        kind = "dense"
     if kind == "dense":
         matrix, _, _ = ensemble_similarities(paths)
         save_targets(out_path, matrix, audio_ids, caption_ids, members)
@@ -302,3 +325,17 @@ class TeacherTargets:
         if self.kind == "dense":
             return torch.from_numpy(np.asarray(self.matrix[np.ix_(rows, cols)], np.float32))
         return torch.from_numpy(mean_block(self.audio, self.text, rows, cols))
+
+
+class TargetProvider(Protocol):
+    def block(self, audio_idx: np.ndarray, caption_idx: np.ndarray) -> torch.Tensor: ...
+
+
+class TargetBlocks:
+    """Several named providers (``ensemble``: C-hat, ``relevance``: seed 001 g) -> a dict of (A, T) blocks."""
+
+    def __init__(self, providers: dict[str, TargetProvider]) -> None:
+        self.providers = providers
+
+    def block(self, audio_idx: np.ndarray, caption_idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return {name: p.block(audio_idx, caption_idx) for name, p in self.providers.items()}

@@ -15,15 +15,23 @@ from torch import nn
 from tqdm import tqdm
 
 from salsa2.amp import MixedPrecision
+from salsa2.augment import (
+    AugmentParams,
+    MaskedViewBank,
+    draw_mixing,
+    masked_caption_embeddings,
+    mix_logmel,
+    mixco_loss,
+)
 from salsa2.config import TrainParams
 from salsa2.data import RetrievalData, collate_mels, iterate_batches, num_batches
 from salsa2.distributed import DistContext, current, gather_rows, prepare_model, shard, sync_gradients
-from salsa2.embed import embed_audio, embed_captions
+from salsa2.embed import embed_audio, embed_captions, similarity_matrix
 from salsa2.losses import total_loss
 from salsa2.metrics import bidirectional_metrics, embedding_scores
 from salsa2.model import DualEncoder
 from salsa2.resume import Checkpointer
-from salsa2.targets import TeacherTargets
+from salsa2.targets import TargetProvider
 from salsa2.text_features import TextFeatureStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,9 @@ class FitResult:
 
 
 def evaluate_model(model: DualEncoder, data: RetrievalData, text_features: TextFeatureStore | None) -> dict:
+    if model.tap is not None:  # text-aware pooling: the similarity depends on the caption (blocks per clip batch)
+        return bidirectional_metrics(similarity_matrix(model, data, text_features), data.audio_ids,
+                                     data.caption_audio_ids)
     audio = embed_audio(model, data)
     text = embed_captions(model, data, text_features)
     return bidirectional_metrics(embedding_scores(audio, text), data.audio_ids, data.caption_audio_ids)
@@ -99,6 +110,28 @@ class TrainState:
         return cls(saved["epoch"], best, saved["best_state"])
 
 
+def batch_text(model: DualEncoder, data: RetrievalData, captions: np.ndarray, text_features: TextFeatureStore | None,
+               augment: AugmentParams, generator: torch.Generator, views: MaskedViewBank | None = None,
+               rng: np.random.Generator | None = None) -> torch.Tensor:
+    """(T, D) embeddings of a batch's captions: cached features, the live encoder, or masked tokens (seed 004)."""
+    if views is not None:
+        assert rng is not None
+        return model.encode_text_features(views.lookup(captions, rng).to(model.text_proj.weight.device))
+    if augment.text_mask > 0:
+        return masked_caption_embeddings(model, [data.texts[c] for c in captions], augment.text_mask, generator)
+    if text_features is not None:
+        feats = torch.from_numpy(text_features.lookup([data.caption_ids[c] for c in captions]))
+        return model.encode_text_features(feats.to(model.text_proj.weight.device))
+    return model.encode_text([data.texts[c] for c in captions])
+
+
+def _to_device(targets, device: torch.device):
+    """A target block, or a dict of named blocks (salsa2.targets.TargetBlocks), on ``device``."""
+    if isinstance(targets, dict):
+        return {k: v.to(device) for k, v in targets.items()}
+    return targets.to(device)
+
+
 def fit(
     model: DualEncoder,
     loss_fn: nn.Module,
@@ -109,12 +142,13 @@ def fit(
     audio_lr: float,
     text_lr: float,
     text_features: TextFeatureStore | None = None,
-    teacher: TeacherTargets | None = None,
+    teacher: TargetProvider | None = None,
     seed: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
     batch_size: int | None = None,
     checkpointer: Checkpointer | None = None,
     dist: DistContext | None = None,
+    augment: AugmentParams | None = None,
 ) -> FitResult:
     """Train ``model`` in place; at the end it holds the weights of the epoch with the best val t2a mAP@10.
 
@@ -128,6 +162,14 @@ def fit(
     dev = ctx.device
     model = prepare_model(model, ctx)
     loss_fn.to(dev)
+    augment = augment or AugmentParams()
+    aug_rng = np.random.default_rng([seed, 4])  # augmentation draws leave the batch order untouched
+    aug_gen = torch.Generator().manual_seed(seed + 4)
+    views = (MaskedViewBank(model.text_encoder, train.texts, augment.text_mask, augment.text_mask_views, aug_gen)
+             if augment.text_mask > 0 and augment.text_mask_views > 0 else None)
+    if ctx.world_size > 1 and (model.tap is not None or augment.mixco):
+        raise ValueError("pooling: tap and augment.mixco run in a single process; multi-process training gathers "
+                         "clip embeddings, which TAP (caption-dependent) and Mixco (mixed pairs) do not have")
     batch_size = batch_size or cfg.batch_size
     groups = param_groups(model, loss_fn, audio_lr, text_lr if not model.text_encoder.frozen else 0.0, cfg.lr,
                           cfg.loss_lr)
@@ -164,16 +206,22 @@ def fit(
             mel, lengths = collate_mels([train.mel(i) for i in batch.audio], max_frames, rng)
             rows, cols = shard(len(batch.audio), ctx), shard(len(batch.captions), ctx)
             with amp.autocast():
-                audio = model.encode_audio(mel[rows].to(dev), lengths[rows].to(dev))
-                if text_features is not None:
-                    ids = [train.caption_ids[c] for c in batch.captions[cols]]
-                    text = model.encode_text_features(torch.from_numpy(text_features.lookup(ids)).to(dev))
-                else:
-                    text = model.encode_text([train.texts[c] for c in batch.captions[cols]])
-            audio, text = gather_rows(audio.float(), ctx), gather_rows(text.float(), ctx)
-            sim = audio @ text.T
-            targets = teacher.block(batch.audio, batch.captions).to(dev) if teacher is not None else None
+                if model.tap is None:
+                    audio = gather_rows(model.encode_audio(mel[rows].to(dev), lengths[rows].to(dev)).float(), ctx)
+                else:  # caption-dependent pooling: tokens stay local (single process, checked above)
+                    audio = model.encode_audio_side(mel.to(dev), lengths.to(dev))
+                text = batch_text(model, train, batch.captions[cols], text_features, augment, aug_gen, views,
+                                  aug_rng)
+            text = gather_rows(text.float(), ctx)
+            sim = model.similarity(audio, text)
+            targets = _to_device(teacher.block(batch.audio, batch.captions), dev) if teacher is not None else None
             terms = loss_fn(sim, batch.positives.to(dev), targets)
+            if augment.mixco:  # seed 004 eqs. 8-12 (single process, checked above)
+                partner, lam = draw_mixing(len(batch.audio), aug_rng)
+                mixed = model.encode_audio_side(*mix_logmel(mel.to(dev), lengths.to(dev), partner, lam,
+                                                            model.frontend.log_offset))
+                terms["mixco_loss"] = mixco_loss(model.similarity(mixed, text), batch.positives.to(dev), partner,
+                                                 lam, augment.mixco_tau)
             loss = total_loss(terms)
             group_start = step - step % accumulate
             amp.backward(loss / min(accumulate, steps - group_start))

@@ -28,3 +28,13 @@ def positives_to_target(positives: torch.Tensor, dim: int) -> torch.Tensor:
     if bool((count == 0).any()):
         raise ValueError("a query in the batch has no positive; build `positives` from clip ids")
     return pos / count
+
+
+def pick_target(teacher, key: str) -> torch.Tensor | None:
+    """The (A, T) target block a loss needs: ``teacher`` itself, or ``teacher[key]`` when several are passed.
+
+    Stage 2 may need more than one kind of target (``ensemble``: C-hat, ``relevance``: seed 001 g).
+    """
+    if teacher is None or isinstance(teacher, torch.Tensor):
+        return teacher
+    return teacher.get(key)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from salsa2.losses import LOSSES
-from salsa2.losses.base import soft_cross_entropy
+from salsa2.losses.base import pick_target, soft_cross_entropy
 
 
 @LOSSES.register("distill")
@@ -15,7 +15,8 @@ class DistillLoss(nn.Module):
 
     p-hat_a(a_i | c_j) = softmax_i(C-hat_ij / tau_teacher) over the batch's audios, p-hat_c(c_j | a_i) =
     softmax_j(C-hat_ij / tau_teacher) over its captions, where C-hat is the ensemble's mean similarity
-    restricted to the batch (``teacher``). q as in NT-Xent at ``tau``. Seed 002 uses tau = 0.05 for both.
+    restricted to the batch (``teacher``, or ``teacher["ensemble"]``). q as in NT-Xent at ``tau``. Seed 002 uses
+    tau = 0.05 for both.
     """
 
     def __init__(self, tau: float = 0.05, teacher_tau: float | None = None) -> None:
@@ -24,6 +25,7 @@ class DistillLoss(nn.Module):
         self.teacher_tau = tau if teacher_tau is None else teacher_tau
 
     def forward(self, sim: torch.Tensor, positives: torch.Tensor, teacher: torch.Tensor | None = None):
+        teacher = pick_target(teacher, "ensemble")
         if teacher is None:
             raise ValueError("the distillation loss needs teacher similarities (stage 2 with soft targets)")
         logits = sim / self.tau
@@ -58,3 +60,26 @@ class MixedLoss(nn.Module):
             out["dist_loss"] = (1 - self.sup_weight) * dist
             out["dist"] = dist.detach()
         return out
+
+
+class BlendedDistill(nn.Module):
+    """(1 - beta) L_dist + beta L_ListNet: stage-2 targets from the ensemble and from caption relevances.
+
+    No seed does this (issue 9 allows it as an option). Cross-entropy is linear in its target, so with ListNet's
+    ``direction: both`` and equal temperatures this is distillation towards the mixture
+    ``(1 - beta) p-hat + beta p_relevance`` in each direction. Reported under ``distill_loss``.
+    """
+
+    def __init__(self, distill: nn.Module, listnet: nn.Module, relevance_weight: float) -> None:
+        super().__init__()
+        if not 0.0 <= relevance_weight <= 1.0:
+            raise ValueError(f"relevance_weight must lie in [0, 1], got {relevance_weight}")
+        self.distill, self.listnet, self.weight = distill, listnet, relevance_weight
+
+    def forward(self, sim: torch.Tensor, positives: torch.Tensor, teacher=None):
+        out = sim.new_zeros(())
+        if self.weight < 1:
+            out = out + (1 - self.weight) * self.distill(sim, positives, teacher)["distill_loss"]
+        if self.weight > 0:
+            out = out + self.weight * self.listnet(sim, positives, teacher)["listnet_loss"]
+        return {"distill_loss": out}

@@ -1,0 +1,93 @@
+"""Retrieval metrics on hand-made rankings (seed 000 sec. 3.8, seed 001 sec. IV-D, DCASE 2025 task 6)."""
+
+import numpy as np
+import pytest
+
+from salsa2.metrics import bidirectional_metrics, multi_relevance_metrics, retrieval_metrics
+
+
+def _ranked(order_per_query, n_items):
+    """Score rows whose descending order is ``order_per_query`` (distinct scores, no ties)."""
+    scores = np.zeros((len(order_per_query), n_items))
+    for q, order in enumerate(order_per_query):
+        scores[q, order] = np.arange(n_items, 0, -1)
+    return scores
+
+
+def test_one_relevant_item_ap_is_reciprocal_rank_within_10():
+    n = 12
+    # the relevant item (0) at ranks 1, 3 and 11
+    orders = [[0] + list(range(1, n)), [1, 2, 0] + list(range(3, n)), list(range(1, 11)) + [0, 11]]
+    scores = _ranked(orders, n)
+    out = retrieval_metrics(lambda s, e: scores[s:e], [np.array([0])] * 3)
+    assert out["mAP@10"] == pytest.approx((1 + 1 / 3 + 0) / 3)
+    assert out["R@1"] == pytest.approx(1 / 3)
+    assert out["R@5"] == pytest.approx(2 / 3)
+    assert out["R@10"] == pytest.approx(2 / 3)
+
+
+def test_seven_relevant_items_per_query():
+    n = 20
+    relevant = np.array([0, 1, 2, 3, 4, 5, 6])
+    # ranking: r r n r n n r n n n | r r n n ... (relevant hits at ranks 1, 2, 4, 7, 11, 12; item 6 at rank 20)
+    order = [0, 1, 7, 2, 8, 9, 3, 10, 11, 12, 4, 5, 13, 14, 15, 16, 17, 18, 19, 6]
+    scores = _ranked([order], n)
+    out = retrieval_metrics(lambda s, e: scores[s:e], [relevant])
+    ap = (1 / 1 + 2 / 2 + 3 / 4 + 4 / 7) / min(7, 10)  # precision at the relevant hits in the top 10
+    assert out["mAP@10"] == pytest.approx(ap)
+    assert out["R@1"] == pytest.approx(1 / 7)
+    assert out["R@5"] == pytest.approx(3 / 7)
+    assert out["R@10"] == pytest.approx(4 / 7)
+
+
+def test_bidirectional_relevance_is_by_clip_id_with_uneven_caption_counts():
+    audio_ids = ["a", "b", "c"]
+    caption_audio = ["a", "b", "b", "b", "b", "b", "b", "b", "c"]  # 1, 7 and 1 captions
+    rng = np.random.default_rng(0)
+    sim = rng.normal(size=(3, 9))
+    sim[[0, 1, 1, 1, 1, 1, 1, 1, 2], np.arange(9)] += 10  # every caption's own clip scores highest
+    out = bidirectional_metrics(sim, audio_ids, caption_audio)
+    assert out["t2a/mAP@10"] == pytest.approx(1.0) and out["t2a/R@1"] == pytest.approx(1.0)
+    # audio -> text: clip b's 7 captions fill its top 7, so AP@10 = 1 and R@1 = 1/7
+    assert out["a2t/mAP@10"] == pytest.approx(1.0)
+    assert out["a2t/R@1"] == pytest.approx((1 + 1 / 7 + 1) / 3)
+
+
+def test_constant_scores_score_at_chance():
+    n_audio, n_captions = 40, 200
+    audio_ids = [f"a{i}" for i in range(n_audio)]
+    caption_audio = [f"a{i % n_audio}" for i in range(n_captions)]  # 5 captions per clip
+    out = bidirectional_metrics(np.zeros((n_audio, n_captions)), audio_ids, caption_audio)
+    # t2a: one relevant among 40, random rank r uniform: E[AP@10] = (1/40) sum_{r<=10} 1/r; R@k = k/40
+    assert out["t2a/mAP@10"] == pytest.approx(sum(1 / r for r in range(1, 11)) / 40)
+    assert out["t2a/R@1"] == pytest.approx(1 / 40)
+    assert out["t2a/R@10"] == pytest.approx(10 / 40)
+    # a2t: 5 relevant among 200, expected share in the top k = k/200
+    assert out["a2t/R@5"] == pytest.approx(5 / 200)
+    # a brute-force average over random tie-breaks agrees with the exact expectation
+    rng = np.random.default_rng(0)
+    rel = np.arange(5) * 40
+    draws = [retrieval_metrics(lambda s, e: rng.random((1, n_captions)), [rel])["mAP@10"] for _ in range(4000)]
+    exact = retrieval_metrics(lambda s, e: np.zeros((1, n_captions)), [rel])["mAP@10"]
+    assert np.mean(draws) == pytest.approx(exact, abs=0.004)
+
+
+def test_map16_multi_relevance_hand_made():
+    # 1 query, 3 relevant clips (0, 1, 2) among 20; ranking puts them at ranks 2, 5 and 17
+    n_audio = 20
+    order = [3, 0, 4, 5, 1] + list(range(6, 17)) + [2, 17, 18, 19]
+    scores = np.zeros((n_audio, 1))
+    scores[order, 0] = np.arange(n_audio, 0, -1)
+    out = multi_relevance_metrics(scores, [(0, np.array([0, 1, 2]))], k=16)
+    # DCASE 2025 baseline: sum over relevant hits in the top 16 of hits/rank, divided by m = 3
+    assert out["t2a_multi/mAP@16"] == pytest.approx((1 / 2 + 2 / 5) / 3)
+
+
+def test_map16_at_chance_with_constant_scores():
+    scores = np.zeros((32, 2))
+    out = multi_relevance_metrics(scores, [(0, np.array([5])), (1, np.array([1, 2, 3, 4]))], k=16)
+    one = sum(1 / r for r in range(1, 17)) / 32  # one relevant among 32
+    rng = np.random.default_rng(1)
+    four = np.mean([multi_relevance_metrics(rng.random((32, 1)), [(0, np.array([1, 2, 3, 4]))])["t2a_multi/mAP@16"]
+                    for _ in range(4000)])
+    assert out["t2a_multi/mAP@16"] == pytest.approx((one + four) / 2, abs=0.004)
