@@ -95,8 +95,8 @@ def evaluate(
     """Score checkpoints (and their similarity-averaged ensemble) on a split: mAP@10, R@1/5/10 both ways."""
     from salsa2.checkpoint import load_model
     from salsa2.data import load_split
-    from salsa2.embed import embed_audio, embed_captions
-    from salsa2.metrics import bidirectional_metrics, embedding_scores, mean_scores
+    from salsa2.metrics import bidirectional_metrics, mean_scores
+    from salsa2.pipeline import model_scores
     from salsa2.text_features import TextFeatureStore
 
     store = TextFeatureStore(text_features) if text_features else None
@@ -104,8 +104,7 @@ def evaluate(
     for path in checkpoint:
         model, _ = load_model(path)
         split_data = load_split(data, split, features_dir, model.frontend, normalize_text)
-        use_store = store if model.text_encoder.frozen else None
-        scores.append(embedding_scores(embed_audio(model, split_data), embed_captions(model, split_data, use_store)))
+        scores.append(model_scores(model, split_data, store))
     result = bidirectional_metrics(mean_scores(scores), split_data.audio_ids, split_data.caption_audio_ids)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))
 

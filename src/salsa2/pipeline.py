@@ -276,6 +276,14 @@ def build_ensemble(params: Params, student: str, sims_dir, out_path) -> list[str
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
+def model_scores(model: DualEncoder, data: RetrievalData, store: TextFeatureStore | None) -> ScoreFn:
+    """A model's audio x caption similarities on ``data`` as a block function for the metrics."""
+    store = store if model.text_encoder.frozen else None
+    if model.tap is None:  # embeddings only (O(N D)); metrics ask for one block of similarities at a time
+        return embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
+    return matrix_scores(similarity_matrix(model, data, store))  # text-aware pooling: caption-dependent
+
+
 def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: dict[str, Path], text_features,
              split: str = "test", ensembles: dict[str, list[str]] | None = None,
              relevance: tuple[str | Path, str] | None = None, relevance_k: int = 16) -> dict:
@@ -296,10 +304,7 @@ def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: di
             reference = data
         elif data.audio_ids != reference.audio_ids or data.caption_ids != reference.caption_ids:
             raise ValueError(f"{name}: its {split} clips differ from the other models' (different rejects?)")
-        if model.tap is None:  # embeddings only (O(N D)); metrics ask for one block of similarities at a time
-            scores[name] = embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
-        else:  # text-aware pooling: the similarity depends on the caption
-            scores[name] = matrix_scores(similarity_matrix(model, data, store))
+        scores[name] = model_scores(model, data, store)
         results[name] = {**bidirectional_metrics(scores[name], data.audio_ids, data.caption_audio_ids),
                          "best_epoch": info.get("best_epoch", -1)}
         log.info("%s: t2a mAP@10 %.4f", name, results[name]["t2a/mAP@10"])
