@@ -96,7 +96,7 @@ def evaluate(
     from salsa2.checkpoint import load_model
     from salsa2.data import load_split
     from salsa2.metrics import bidirectional_metrics, mean_scores
-    from salsa2.pipeline import model_scores
+    from salsa2.embed import model_scores
     from salsa2.text_features import TextFeatureStore
 
     store = TextFeatureStore(text_features) if text_features else None

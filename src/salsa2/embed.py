@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from salsa2.data import RetrievalData, collate_mels
+from salsa2.metrics import ScoreFn, embedding_scores, matrix_scores
 from salsa2.model import AudioSide, DualEncoder
 from salsa2.text_features import TextFeatureStore
 
@@ -74,3 +75,16 @@ def similarity_matrix(model: DualEncoder, data: RetrievalData, text_features: Te
     model.eval()
     cols = [model.similarity(audio, text[s : s + block]) for s in range(0, len(text), block)]
     return torch.cat(cols, dim=1).float().numpy() if cols else np.zeros((len(audio), 0), np.float32)
+
+
+def model_scores(model: DualEncoder, data: RetrievalData, store: TextFeatureStore | None) -> ScoreFn:
+    """A model's audio x caption similarities on ``data`` as a block function for the metrics.
+
+    Mean pooling keeps only the embeddings (O(N D); the metrics ask for one block at a time); text-aware
+    pooling makes the similarity caption-dependent, so its matrix is computed. ``store`` is used only when the
+    text encoder is frozen.
+    """
+    store = store if model.text_encoder.frozen else None
+    if model.tap is None:
+        return embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
+    return matrix_scores(similarity_matrix(model, data, store))

@@ -15,7 +15,7 @@ from salsa2.config import Params
 from salsa2.data import RetrievalData, load_split
 from salsa2.datasets import DATASETS
 from salsa2.distributed import current
-from salsa2.embed import embed_audio, embed_captions, similarity_matrix
+from salsa2.embed import embed_audio, embed_captions, model_scores, similarity_matrix
 from salsa2.encoders import TEXT_ENCODERS
 from salsa2.features import build_cache
 from salsa2.frontends import FrontendConfig
@@ -27,8 +27,6 @@ from salsa2.metrics import (
     ScoreFn,
     bidirectional_metrics,
     constant_scores,
-    embedding_scores,
-    matrix_scores,
     mean_scores,
     multi_relevance_metrics,
 )
@@ -276,14 +274,6 @@ def build_ensemble(params: Params, student: str, sims_dir, out_path) -> list[str
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
-def model_scores(model: DualEncoder, data: RetrievalData, store: TextFeatureStore | None) -> ScoreFn:
-    """A model's audio x caption similarities on ``data`` as a block function for the metrics."""
-    store = store if model.text_encoder.frozen else None
-    if model.tap is None:  # embeddings only (O(N D)); metrics ask for one block of similarities at a time
-        return embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
-    return matrix_scores(similarity_matrix(model, data, store))  # text-aware pooling: caption-dependent
-
-
 def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: dict[str, Path], text_features,
              split: str = "test", ensembles: dict[str, list[str]] | None = None,
              relevance: tuple[str | Path, str] | None = None, relevance_k: int = 16) -> dict:

@@ -26,9 +26,9 @@ from salsa2.augment import (
 from salsa2.config import TrainParams
 from salsa2.data import RetrievalData, collate_mels, iterate_batches, num_batches
 from salsa2.distributed import DistContext, current, gather_rows, prepare_model, shard, sync_gradients
-from salsa2.embed import embed_audio, embed_captions, similarity_matrix
+from salsa2.embed import model_scores
 from salsa2.losses import total_loss
-from salsa2.metrics import bidirectional_metrics, embedding_scores
+from salsa2.metrics import bidirectional_metrics
 from salsa2.model import DualEncoder
 from salsa2.resume import Checkpointer
 from salsa2.targets import TargetProvider
@@ -70,12 +70,7 @@ class FitResult:
 
 
 def evaluate_model(model: DualEncoder, data: RetrievalData, text_features: TextFeatureStore | None) -> dict:
-    if model.tap is not None:  # text-aware pooling: the similarity depends on the caption (blocks per clip batch)
-        return bidirectional_metrics(similarity_matrix(model, data, text_features), data.audio_ids,
-                                     data.caption_audio_ids)
-    audio = embed_audio(model, data)
-    text = embed_captions(model, data, text_features)
-    return bidirectional_metrics(embedding_scores(audio, text), data.audio_ids, data.caption_audio_ids)
+    return bidirectional_metrics(model_scores(model, data, text_features), data.audio_ids, data.caption_audio_ids)
 
 
 @dataclass
