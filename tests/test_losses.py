@@ -24,7 +24,7 @@ def test_ntxent_on_a_hand_computed_2x2_case():
     t2a = (math.log(1 + math.exp(-3)) + math.log(1 + math.exp(-2))) / 2
     a2t = (math.log(1 + math.exp(-4)) + math.log(1 + math.exp(-1))) / 2
     out = NTXentLoss(tau)(sim, torch.eye(2, dtype=torch.bool))
-    assert out["nt_xent_loss"].item() == pytest.approx(t2a + a2t, rel=1e-6)
+    assert out["nt_xent_loss"].item() == pytest.approx((t2a + a2t) / 2, rel=1e-6)  # mean of the directions
 
 
 def test_two_captions_of_one_clip_are_both_positives_in_both_directions():
@@ -37,13 +37,19 @@ def test_two_captions_of_one_clip_are_both_positives_in_both_directions():
     raised = sim.clone()
     raised[0, 1] = 0.9
     assert loss(raised, positives)["nt_xent_loss"] < base
-    # ... and exactly: audio 0's target is uniform over captions 0 and 1, captions 0 and 1 each target audio 0.
+    # ... and exactly, as the authors: each direction's log-probabilities averaged over the 3 positive entries.
     logits = sim / 0.05
-    a2t = -(0.5 * torch.log_softmax(logits[0], 0)[0] + 0.5 * torch.log_softmax(logits[0], 0)[1]
-            + torch.log_softmax(logits[1], 0)[2]) / 2
+    a2t = -(torch.log_softmax(logits[0], 0)[0] + torch.log_softmax(logits[0], 0)[1]
+            + torch.log_softmax(logits[1], 0)[2]) / 3
     t2a = -(torch.log_softmax(logits[:, 0], 0)[0] + torch.log_softmax(logits[:, 1], 0)[0]
             + torch.log_softmax(logits[:, 2], 0)[1]) / 3
-    assert base.item() == pytest.approx((a2t + t2a).item(), rel=1e-6)
+    assert base.item() == pytest.approx(((a2t + t2a) / 2).item(), rel=1e-6)
+    # positives="queries": audio 0's target is uniform over captions 0 and 1, then the mean over the 2 audios.
+    a2t_q = -(0.5 * torch.log_softmax(logits[0], 0)[0] + 0.5 * torch.log_softmax(logits[0], 0)[1]
+              + torch.log_softmax(logits[1], 0)[2]) / 2
+    queries = NTXentLoss(0.05, positives="queries")(sim, positives)["nt_xent_loss"]
+    assert queries.item() == pytest.approx(((a2t_q + t2a) / 2).item(), rel=1e-6)
+    assert abs(queries.item() - base.item()) > 1e-3  # the weightings differ when positive counts differ
     # A one-hot diagonal target would call caption 1 a negative of clip 0: gradient pushes sim[0, 1] down.
     s = sim.clone().requires_grad_(True)
     loss(s, positives)["nt_xent_loss"].backward()
@@ -65,7 +71,7 @@ def test_distillation_targets_are_softmax_of_the_ensemble_in_both_directions():
     logq = sim / 0.1
     p_a, p_c = torch.softmax(teacher / 0.2, 0), torch.softmax(teacher / 0.2, 1)
     expected = -(p_a * torch.log_softmax(logq, 0)).sum(0).mean() - (p_c * torch.log_softmax(logq, 1)).sum(1).mean()
-    assert out.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert out.item() == pytest.approx(expected.item() / 2, rel=1e-6)  # mean of the directions (authors)
 
 
 def test_mixed_loss_applies_the_weight_once():
@@ -119,7 +125,7 @@ def test_blended_distillation_is_distillation_towards_the_mixture():
     expected = 0.0
     for dim in (0, 1):
         target = 0.75 * torch.softmax(teacher / 0.05, dim) + 0.25 * torch.softmax(g / 0.05, dim)
-        expected = expected - (target * torch.log_softmax(logq, dim)).sum(dim).mean()
+        expected = expected - (target * torch.log_softmax(logq, dim)).sum(dim).mean() / 2
     assert out.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
@@ -127,3 +133,5 @@ def test_losses_are_selectable_by_name():
     assert {"nt_xent", "sigmoid", "distill", "listnet"} <= set(LOSSES.names())
     with pytest.raises(ValueError, match="direction"):
         LOSSES.build("listnet", direction="sideways")
+    with pytest.raises(ValueError, match="positives"):
+        LOSSES.build("nt_xent", positives="some")

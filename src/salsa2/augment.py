@@ -69,7 +69,9 @@ def mix_logmel(mel: torch.Tensor, lengths: torch.Tensor, partner: torch.Tensor, 
 
 def mixco_loss(sim_mixed: torch.Tensor, positives: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor,
                tau: float) -> torch.Tensor:
-    """L_mixco = L^{A->T} + L^{T->A} (seed 004 eqs. 10-12), means over queries.
+    """L_mixco = (L^{A->T} + L^{T->A}) / 2 (seed 004 eqs. 10-12), means over queries.
+
+    Halved (seed 004 sums) to stay on the scale of L_sup (the mean of its directions, as seed 002's authors).
 
     Args:
         sim_mixed: (A, T) similarities of the mixed clips and the batch's captions.
@@ -88,7 +90,7 @@ def mixco_loss(sim_mixed: torch.Tensor, positives: torch.Tensor, partner: torch.
     a2t = -(target_a2t * torch.log_softmax(logits, dim=1)).sum(1).mean()
     weight_t2a = (lam * pos + (1 - lam) * pos[partner]) / pos.sum(0, keepdim=True).clamp_min(1.0)
     t2a = -(weight_t2a * torch.log_softmax(logits, dim=0)).sum(0).mean()
-    return a2t + t2a
+    return 0.5 * (a2t + t2a)
 
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: list[int], mask_id: int,

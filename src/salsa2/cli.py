@@ -90,7 +90,8 @@ def evaluate(
     features_dir: Path = typer.Option(Path("data/features/mel64"), "--features", help="Log-mel cache folder."),
     split: str = typer.Option("test", help="Split to score."),
     text_features: Path | None = typer.Option(None, help="Cached frozen-text features (npz), if any."),
-    normalize_text: bool = typer.Option(True, help="Lower-case and strip punctuation before tokenising."),
+    normalize_text: str | None = typer.Option(None, help="Caption normalisation authors | spaces | none; default: "
+                                              "the text.normalize each checkpoint was trained with."),
 ) -> None:
     """Score checkpoints (and their similarity-averaged ensemble) on a split: mAP@10, R@1/5/10 both ways."""
     from salsa2.checkpoint import load_model
@@ -102,8 +103,9 @@ def evaluate(
     store = TextFeatureStore(text_features) if text_features else None
     scores = []  # per model, blocks of similarities on demand (never the whole clips x captions matrix)
     for path in checkpoint:
-        model, _ = load_model(path)
-        split_data = load_split(data, split, features_dir, model.frontend, normalize_text)
+        model, info = load_model(path)
+        mode = normalize_text if normalize_text is not None else info.get("text_normalize", True)
+        split_data = load_split(data, split, features_dir, model.frontend, mode)
         scores.append(model_scores(model, split_data, store))
     result = bidirectional_metrics(mean_scores(scores), split_data.audio_ids, split_data.caption_audio_ids)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))

@@ -62,9 +62,18 @@ class TextParams:
     model: str = "minilm"
     max_length: int = 32
     trainable_layers: int = 0
-    normalize: bool = True
+    normalize: bool | str = "authors"  # salsa2.text_norm: authors | spaces | none (true = spaces, false = none)
     pooling: str | None = None
     lr: float = 2e-5
+    dropout: float | None = None  # null: the encoder's own (roberta-large: 0.2 as the authors; others as trained)
+
+    def __post_init__(self) -> None:
+        from salsa2.text_norm import normalize_mode
+
+        try:
+            normalize_mode(self.normalize)
+        except ValueError as err:
+            raise ConfigError(f"params.yaml: {err}") from None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import torch
 from salsa2.features import SpectrogramCache
 from salsa2.frontends import FrontendConfig
 from salsa2.tables import read_tables
-from salsa2.text_norm import normalize_for_model
+from salsa2.text_norm import normalize_for_model, normalize_mode
 
 log = logging.getLogger(__name__)
 PAD_MULTIPLE = 128  # pad batches to a multiple of this many frames: fewer distinct shapes, steadier memory
@@ -53,9 +53,12 @@ def load_split(
     split: str | list[str],
     features_dir: str | Path | None = None,
     frontend: FrontendConfig | None = None,
-    normalize_text: bool = False,
+    normalize_text: bool | str = False,
 ) -> RetrievalData:
-    """Clips of ``split`` that have features (clips rejected by feature extraction are left out, logged)."""
+    """Clips of ``split`` that have features (clips rejected by feature extraction are left out, logged).
+
+    ``normalize_text``: a ``text.normalize`` mode (``salsa2.text_norm``) applied to the captions.
+    """
     audio, captions = read_tables(data_dir)
     splits = [split] if isinstance(split, str) else list(split)
     audio = audio[audio["split"].isin(splits)]
@@ -69,8 +72,8 @@ def load_split(
     position = {a: i for i, a in enumerate(audio_ids)}
     captions = captions[captions["audio_id"].isin(position)].sort_values(["audio_id", "index"], kind="stable")
     texts = captions["text"].tolist()
-    if normalize_text:
-        texts = [normalize_for_model(t) for t in texts]
+    if normalize_mode(normalize_text) != "none":
+        texts = [normalize_for_model(t, normalize_text) for t in texts]
     return RetrievalData(
         audio_ids=audio_ids,
         caption_ids=captions["caption_id"].tolist(),

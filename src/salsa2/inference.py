@@ -29,7 +29,7 @@ from salsa2.checkpoint import load_model as load_checkpoint
 from salsa2.data import PAD_MULTIPLE
 from salsa2.frontends import FrontendConfig, LogMel
 from salsa2.model import DualEncoder
-from salsa2.text_norm import normalize_for_model
+from salsa2.text_norm import normalize_for_model, normalize_mode
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class SearchModel:
         model: the dual encoder (eval mode, CPU).
         info: the checkpoint's config.json.
         model_id: ``checkpoint_id(path)``.
-        normalize_text: lower-case and strip punctuation before tokenising (as the model was trained).
+        normalize_text: the ``text.normalize`` mode the model was trained with (``salsa2.text_norm``).
     """
 
     name: str
@@ -65,7 +65,7 @@ class SearchModel:
     model: DualEncoder
     info: dict
     model_id: str
-    normalize_text: bool
+    normalize_text: str
 
     @property
     def frontend(self) -> FrontendConfig:
@@ -92,7 +92,7 @@ def load_model(path: str | Path, name: str | None = None) -> SearchModel:
         model=model,
         info=info,
         model_id=checkpoint_id(path),
-        normalize_text=bool(info.get("text_normalize", True)),
+        normalize_text=normalize_mode(info.get("text_normalize", True)),
     )
 
 
@@ -201,8 +201,7 @@ def embed_text(model: SearchModel, texts: Sequence[str] | str, batch_size: int =
     texts = [texts] if isinstance(texts, str) else list(texts)
     if any(not str(t).strip() for t in texts):
         raise ValueError("empty query text; give a description such as 'a dog barks while cars pass'")
-    if model.normalize_text:
-        texts = [normalize_for_model(t) for t in texts]
+    texts = [normalize_for_model(t, model.normalize_text) for t in texts]
     model.model.eval()
     out = [model.model.encode_text(texts[s : s + batch_size]).float().numpy()
            for s in range(0, len(texts), batch_size)]

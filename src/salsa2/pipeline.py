@@ -89,7 +89,7 @@ def build_features(data_dir: str | Path | list, frontend: FrontendConfig, out_di
     return build_cache(out_dir, union_audio(data_dir), frontend, min_duration=min_duration)
 
 
-def build_text_features(data_dir: str | Path | list, model: str, max_length: int, normalize: bool,
+def build_text_features(data_dir: str | Path | list, model: str, max_length: int, normalize: bool | str,
                         pooling: str | None, out_path: str | Path) -> None:
     """Frozen-text features of every caption of ``data_dir`` (one prepared folder or a list; each caption once)."""
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
@@ -115,6 +115,8 @@ def model_config(params: Params, encoder: str) -> ModelConfig:
     text_kwargs = {"max_length": params.text.max_length, "trainable_layers": params.text.trainable_layers}
     if params.text.pooling:
         text_kwargs["pooling"] = params.text.pooling
+    if params.text.dropout is not None:
+        text_kwargs["dropout"] = params.text.dropout
     return ModelConfig(
         audio_arch=enc.arch,
         frontend=params.frontend(enc.frontend),

@@ -31,7 +31,7 @@ class TextModelUnavailable(RuntimeError):
     pass
 
 
-def _load_hf(name_or_path: str, encoder_only: bool = False):
+def _load_hf(name_or_path: str, encoder_only: bool = False, **model_kwargs):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if Path(name_or_path).is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,7 +39,7 @@ def _load_hf(name_or_path: str, encoder_only: bool = False):
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = (T5EncoderModel if encoder_only else AutoModel).from_pretrained(name_or_path)
+        model = (T5EncoderModel if encoder_only else AutoModel).from_pretrained(name_or_path, **model_kwargs)
     except OSError as err:
         raise TextModelUnavailable(
             f"cannot load text model {name_or_path!r}: {err}. It is fetched from the Hugging Face hub on first "
@@ -58,15 +58,21 @@ class HFTextEncoder(nn.Module):
         max_length: tokens per caption after truncation.
         trainable_layers: -1 trains all weights, 0 freezes the encoder, k trains only the top k layers.
         encoder_only: load only the encoder of an encoder-decoder model (T5).
+        dropout: hidden and attention dropout of a BERT-style model (None: the model's own).
+        pooler: keep the model's pooler head (BERT/RoBERTa); it is never used (pooling is done here), so the
+            authors drop it (``add_pooling_layer=False``, OptimusPrimus/salsa ``sentence_embedding_models.py``).
     """
 
     def __init__(self, name_or_path: str, pooling: str = "mean", max_length: int = 32, trainable_layers: int = -1,
-                 encoder_only: bool = False):
+                 encoder_only: bool = False, dropout: float | None = None, pooler: bool = True):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         self.name = name_or_path
-        self.tokenizer, self.model = _load_hf(name_or_path, encoder_only)
+        model_kwargs: dict = {} if pooler else {"add_pooling_layer": False}
+        if dropout is not None:
+            model_kwargs.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+        self.tokenizer, self.model = _load_hf(name_or_path, encoder_only, **model_kwargs)
         self.pooling = pooling
         self.max_length = max_length
         config = self.model.config
@@ -120,22 +126,31 @@ def minilm_path() -> str:
 
 
 @TEXT_ENCODERS.register("minilm")
-def build_minilm(max_length: int = 32, trainable_layers: int = -1, pooling: str = "mean") -> HFTextEncoder:
+def build_minilm(max_length: int = 32, trainable_layers: int = -1, pooling: str = "mean",
+                 dropout: float | None = None) -> HFTextEncoder:
     """all-MiniLM-L6-v2 (384-d Sentence-BERT), offline from its PyPI package; mean pooling as trained."""
-    return HFTextEncoder(minilm_path(), pooling=pooling, max_length=max_length, trainable_layers=trainable_layers)
+    return HFTextEncoder(minilm_path(), pooling=pooling, max_length=max_length, trainable_layers=trainable_layers,
+                         dropout=dropout)
 
 
 @TEXT_ENCODERS.register("roberta-large")
-def build_roberta_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls") -> HFTextEncoder:
-    """RoBERTa-large (seed 002, 4.2.2), the paper's text encoder; first-token (<s>) pooling."""
-    return HFTextEncoder("roberta-large", pooling=pooling, max_length=max_length, trainable_layers=trainable_layers)
+def build_roberta_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls",
+                        dropout: float | None = 0.2) -> HFTextEncoder:
+    """RoBERTa-large (seed 002, 4.2.2), the paper's text encoder; first-token (<s>) pooling.
+
+    As the authors (OptimusPrimus/salsa ``models/text/sentence_embedding_models.py``): hidden and attention
+    dropout 0.2 (the checkpoint's own is 0.1; ``text.dropout`` overrides), no pooler.
+    """
+    return HFTextEncoder("roberta-large", pooling=pooling, max_length=max_length, trainable_layers=trainable_layers,
+                         dropout=dropout, pooler=False)
 
 
 @TEXT_ENCODERS.register("bert-large")
-def build_bert_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls") -> HFTextEncoder:
-    """BERT-large uncased (seed 004); first-token ([CLS]) pooling."""
+def build_bert_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls",
+                     dropout: float | None = None) -> HFTextEncoder:
+    """BERT-large uncased (seed 004); first-token ([CLS]) pooling; no pooler (unused)."""
     return HFTextEncoder("bert-large-uncased", pooling=pooling, max_length=max_length,
-                         trainable_layers=trainable_layers)
+                         trainable_layers=trainable_layers, dropout=dropout, pooler=False)
 
 
 @TEXT_ENCODERS.register("t5-large")

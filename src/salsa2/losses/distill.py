@@ -11,7 +11,10 @@ from salsa2.losses.base import pick_target, soft_cross_entropy
 
 @LOSSES.register("distill")
 class DistillLoss(nn.Module):
-    """L_dist = H(p-hat_a, q_a) + H(p-hat_c, q_c).
+    """L_dist = (H(p-hat_a, q_a) + H(p-hat_c, q_c)) / 2, the mean of the two directions.
+
+    As the authors (OptimusPrimus/salsa ``ex_dcase24.training_step``: ``0.5 * (cross_entropy(C, softmax(C_d,
+    dim=1)) + cross_entropy(C.T, softmax(C_d.T, dim=1)))``).
 
     p-hat_a(a_i | c_j) = softmax_i(C-hat_ij / tau_teacher) over the batch's audios, p-hat_c(c_j | a_i) =
     softmax_j(C-hat_ij / tau_teacher) over its captions, where C-hat is the ensemble's mean similarity
@@ -32,7 +35,7 @@ class DistillLoss(nn.Module):
         t = teacher.to(sim.dtype) / self.teacher_tau
         p_audio = torch.softmax(t, dim=0)
         p_caption = torch.softmax(t, dim=1)
-        return {"distill_loss": soft_cross_entropy(logits, p_audio, 0) + soft_cross_entropy(logits, p_caption, 1)}
+        return {"distill_loss": 0.5 * (soft_cross_entropy(logits, p_audio, 0) + soft_cross_entropy(logits, p_caption, 1))}
 
 
 class MixedLoss(nn.Module):

@@ -18,7 +18,8 @@ class ListNetLoss(nn.Module):
     p = softmax(g / omega) over the batch's audios for a caption query (eq. 2), q = softmax(C / tau) (eq. 3),
     g the relevances (``teacher``, or ``teacher["relevance"]``; ``salsa2.relevance``). ``direction``: ``audio``
     ranks audios for each caption (ListNet_audio, text -> audio), ``text`` ranks captions for each audio (sec.
-    IV-C, x and y swapped), ``both`` sums the two (ListNet_audio+text). Seed 001: omega = tau = 0.05.
+    IV-C, x and y swapped), ``both`` averages the two (ListNet_audio+text; the mean, on the scale of L_sup and
+    L_dist, so that ``BlendedDistill`` mixes like with like). Seed 001: omega = tau = 0.05.
     With all mass of p on the paired audio this is InfoNCE (sec. V).
     """
 
@@ -40,4 +41,4 @@ class ListNetLoss(nn.Module):
             loss = loss + soft_cross_entropy(logits, torch.softmax(target, dim=0), dim=0)
         if self.direction in ("text", "both"):
             loss = loss + soft_cross_entropy(logits, torch.softmax(target, dim=1), dim=1)
-        return {"listnet_loss": loss}
+        return {"listnet_loss": loss / 2 if self.direction == "both" else loss}
