@@ -1,5 +1,7 @@
 """Retrieval metrics on hand-made rankings (seed 000 sec. 3.8, seed 001 sec. IV-D, DCASE 2025 task 6)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -35,9 +37,16 @@ def test_seven_relevant_items_per_query():
     out = retrieval_metrics(lambda s, e: scores[s:e], [relevant])
     ap = (1 / 1 + 2 / 2 + 3 / 4 + 4 / 7) / min(7, 10)  # precision at the relevant hits in the top 10
     assert out["mAP@10"] == pytest.approx(ap)
-    assert out["R@1"] == pytest.approx(1 / 7)
-    assert out["R@5"] == pytest.approx(3 / 7)
-    assert out["R@10"] == pytest.approx(4 / 7)
+    assert out["R@1"] == pytest.approx(1.0)
+    assert out["R@5"] == pytest.approx(1.0)
+    assert out["R@10"] == pytest.approx(1.0)  # a relevant item in the top k counts as a hit (published tables)
+    assert out["R@1_share"] == pytest.approx(1 / 7)
+    assert out["R@5_share"] == pytest.approx(3 / 7)
+    assert out["R@10_share"] == pytest.approx(4 / 7)
+    # the first relevant item at rank 3: R@1 = 0, R@5 = 1
+    late = _ranked([[7, 8] + [i for i in order if i not in (7, 8)]], n)
+    out = retrieval_metrics(lambda s, e: late[s:e], [relevant])
+    assert (out["R@1"], out["R@5"], out["R@1_share"]) == (0.0, 1.0, 0.0)
 
 
 def test_bidirectional_relevance_is_by_clip_id_with_uneven_caption_counts():
@@ -48,9 +57,11 @@ def test_bidirectional_relevance_is_by_clip_id_with_uneven_caption_counts():
     sim[[0, 1, 1, 1, 1, 1, 1, 1, 2], np.arange(9)] += 10  # every caption's own clip scores highest
     out = bidirectional_metrics(sim, audio_ids, caption_audio)
     assert out["t2a/mAP@10"] == pytest.approx(1.0) and out["t2a/R@1"] == pytest.approx(1.0)
-    # audio -> text: clip b's 7 captions fill its top 7, so AP@10 = 1 and R@1 = 1/7
+    # audio -> text: clip b's 7 captions fill its top 7, so AP@10 = 1, R@1 = 1 (a hit) and its share 1/7
     assert out["a2t/mAP@10"] == pytest.approx(1.0)
-    assert out["a2t/R@1"] == pytest.approx((1 + 1 / 7 + 1) / 3)
+    assert out["a2t/R@1"] == pytest.approx(1.0)
+    assert out["a2t/R@1_share"] == pytest.approx((1 + 1 / 7 + 1) / 3)
+    assert "t2a/R@1_share" not in out
 
 
 def test_constant_scores_score_at_chance():
@@ -62,8 +73,12 @@ def test_constant_scores_score_at_chance():
     assert out["t2a/mAP@10"] == pytest.approx(sum(1 / r for r in range(1, 11)) / 40)
     assert out["t2a/R@1"] == pytest.approx(1 / 40)
     assert out["t2a/R@10"] == pytest.approx(10 / 40)
-    # a2t: 5 relevant among 200, expected share in the top k = k/200
-    assert out["a2t/R@5"] == pytest.approx(5 / 200)
+    # a2t: 5 relevant among 200, expected share in the top k = k/200; any of the 5 in the top k:
+    # 1 - C(195, k) / C(200, k)
+    assert out["a2t/R@5_share"] == pytest.approx(5 / 200)
+    assert out["a2t/R@1"] == pytest.approx(5 / 200)
+    assert out["a2t/R@5"] == pytest.approx(1 - math.comb(195, 5) / math.comb(200, 5))
+    assert out["a2t/R@10"] == pytest.approx(1 - math.comb(190, 5) / math.comb(200, 5))
     # a brute-force average over random tie-breaks agrees with the exact expectation
     rng = np.random.default_rng(0)
     rel = np.arange(5) * 40

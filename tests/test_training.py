@@ -19,6 +19,10 @@ def test_schedule_warmup_then_cosine():
     assert lr_factor(1.0, 1, 10, 0.01) == pytest.approx(1.0)
     assert lr_factor(5.5, 1, 10, 0.01) == pytest.approx(0.01 + 0.99 * 0.5)
     assert lr_factor(10.0, 1, 10, 0.01) == pytest.approx(0.01)
+    # cosine_end = 15 of 20 epochs (the authors' command): the cosine ends at 15, lr_min is held after it
+    assert lr_factor(8.0, 1, 20, 0.01, 15) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_factor(15.0, 1, 20, 0.01, 15) == 0.01 and lr_factor(19.9, 1, 20, 0.01, 15) == 0.01
+    assert lr_factor(14.9, 1, 20, 0.01, 15) > 0.01
 
 
 def _t2a_map(model, data, store):

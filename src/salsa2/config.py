@@ -101,6 +101,7 @@ class TrainParams:
     lr: float = 1e-3
     lr_min: float = 1e-6
     warmup_epochs: float = 1.0
+    cosine_epochs: float = 0.0  # the cosine ends here, lr_min after (0: at the last epoch; authors: 15 of 20)
     loss_lr: float = 0.1
     weight_decay: float = 0.0
     grad_clip: float = 0.0

@@ -2,7 +2,8 @@
 
 Definitions (seed 000 sec. 3.8, seed 001 sec. IV-D). For a query with m relevant items and a ranking:
     AP@K = 1/norm * sum_{k <= K, item k relevant} P(k),   P(k) = (# relevant in the top k) / k
-    R@k  = (# relevant in the top k) / m
+    R@k  = 1 if any relevant item is in the top k, else 0 (as published tables count it; seed 002 Table 1)
+    R@k_share = (# relevant in the top k) / m (equal to R@k with one relevant item, as for text -> audio)
 with norm = min(m, K) (the DCASE 2024 / seed 001 convention; for one relevant item AP@10 = 1/rank when
 rank <= 10) or norm = m (the DCASE 2025 baseline's mAP@16). Text -> audio: each caption's relevant item is
 its own clip. Audio -> text: all captions of the clip. Relevance comes from clip ids, never from positions.
@@ -22,7 +23,12 @@ import numpy as np
 
 
 def query_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int], map_k: int, norm: str) -> tuple:
-    """Expected (AP@map_k, [hits@k / m for k in ks]) of one query. ``scores`` (N,), ``relevant`` item indices."""
+    """Expected (AP@map_k, [hits@k / m], [P(any hit in the top k)] for k in ks) of one query.
+
+    ``scores`` (N,), ``relevant`` item indices. Any-hit: only the best-scored relevant tie group matters; with g
+    items above it and t tied items holding r relevant ones, none of the r lies in its first s = k - g slots
+    with probability C(t - s, r) / C(t, r).
+    """
     relevant = np.unique(relevant)
     m = len(relevant)
     if m == 0:
@@ -32,6 +38,7 @@ def query_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int], m
     kmax = max(max(ks), map_k)
     ap = 0.0
     hits = np.zeros(len(ks))
+    any_hit = np.zeros(len(ks))
     rel_above = 0
     for v, r in zip(values[::-1], counts[::-1]):  # best-scored group first
         g = int((scores > v).sum())
@@ -46,9 +53,15 @@ def query_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int], m
         ap += float((p_rel * (rel_above + 1 + expected_before[in_map]) / pos[in_map]).sum())
         for i, k in enumerate(ks):
             hits[i] += p_rel * int((pos <= k).sum())
+            if rel_above == 0:  # the best relevant group decides whether any relevant item is in the top k
+                slots = min(max(k - g, 0), t)
+                miss = 1.0
+                for q in range(int(r)):
+                    miss *= max(t - slots - q, 0) / (t - q)
+                any_hit[i] = 1.0 - miss
         rel_above += int(r)
     denom = min(m, map_k) if norm == "min" else m
-    return ap / denom, hits / m
+    return ap / denom, hits / m, any_hit
 
 
 def retrieval_metrics(
@@ -69,15 +82,18 @@ def retrieval_metrics(
     n = len(relevant)
     ap_sum = 0.0
     hit_sum = np.zeros(len(ks))
+    any_sum = np.zeros(len(ks))
     for start in range(0, n, block):
         stop = min(n, start + block)
         scores = np.asarray(score_block(start, stop), dtype=np.float64)
         for row, rel in zip(scores, relevant[start:stop]):
-            ap, hits = query_metrics(row, np.asarray(rel), ks, map_k, norm)
+            ap, hits, any_hit = query_metrics(row, np.asarray(rel), ks, map_k, norm)
             ap_sum += ap
             hit_sum += hits
+            any_sum += any_hit
     out = {f"mAP@{map_k}": ap_sum / n}
-    out.update({f"R@{k}": float(h / n) for k, h in zip(ks, hit_sum)})
+    out.update({f"R@{k}": float(h / n) for k, h in zip(ks, any_sum)})
+    out.update({f"R@{k}_share": float(h / n) for k, h in zip(ks, hit_sum)})
     return out
 
 
@@ -130,7 +146,9 @@ def bidirectional_metrics(
     """Text -> audio and audio -> text metrics of the audio x caption similarity ``scores``.
 
     ``scores(audio_slice, caption_slice)`` returns that block of the (A, T) similarity (or pass the matrix).
-    Keys: ``t2a/mAP@10``, ``t2a/R@1`` ..., ``a2t/mAP@10`` ....
+    Keys: ``t2a/mAP@10``, ``t2a/R@1`` ..., ``a2t/mAP@10``, ``a2t/R@1`` (a hit when any of the clip's captions
+    is in the top k), ``a2t/R@1_share`` (share of its captions in the top k) .... a2t mAP@10 normalises by
+    min(m, 10) (seed 001 / DCASE); the authors of seed 002 report text -> audio only.
     """
     fn = matrix_scores(scores) if isinstance(scores, np.ndarray) else scores
     n_audio, n_captions = len(audio_ids), len(caption_audio_ids)
@@ -145,6 +163,7 @@ def bidirectional_metrics(
         group_indices(list(audio_ids), list(caption_audio_ids)),
         ks=ks, map_k=map_k, block=block,
     )
+    t2a = {k: v for k, v in t2a.items() if not k.endswith("_share")}  # one relevant clip: share = any-hit
     return {**{f"t2a/{k}": v for k, v in t2a.items()}, **{f"a2t/{k}": v for k, v in a2t.items()}}
 
 

@@ -37,11 +37,20 @@ from salsa2.text_features import TextFeatureStore
 log = logging.getLogger(__name__)
 
 
-def lr_factor(progress: float, warmup: float, total: float, end_factor: float) -> float:
-    """Schedule as a pure function of fractional epoch: linear warm-up to 1, then cosine to ``end_factor``."""
+def lr_factor(progress: float, warmup: float, total: float, end_factor: float, cosine_end: float = 0.0) -> float:
+    """Schedule as a pure function of fractional epoch: linear warm-up to 1, cosine to ``end_factor`` at epoch
+    ``cosine_end`` (0: ``total``), then held at ``end_factor``.
+
+    The authors' ``update_lr`` (OptimusPrimus/salsa ``ex_dcase24.py``, warmup_length = rampdown_start = 1,
+    rampdown_stop = 15, max_epochs = 20), times the base rate: lr * e / w during warm-up, then
+    lr_min + (lr - lr_min) * (1 + cos(pi (e - w) / (stop - w))) / 2 until ``stop``, then lr_min.
+    """
     if warmup > 0 and progress < warmup:
         return progress / warmup
-    span = max(total - warmup, 1e-12)
+    stop = cosine_end if cosine_end > 0 else total
+    if progress >= stop:
+        return end_factor
+    span = max(stop - warmup, 1e-12)
     t = min(max((progress - warmup) / span, 0.0), 1.0)
     return end_factor + (1 - end_factor) * 0.5 * (1 + math.cos(math.pi * t))
 
@@ -194,7 +203,7 @@ def fit(
         bar = tqdm(iterate_batches(train, batch_size, cfg.layout, rng), total=steps, desc=f"epoch {epoch}",
                    unit="batch", leave=False, disable=not ctx.is_main)
         for step, batch in enumerate(bar):
-            factor = lr_factor(epoch + step / steps, cfg.warmup_epochs, cfg.epochs, end_factor)
+            factor = lr_factor(epoch + step / steps, cfg.warmup_epochs, cfg.epochs, end_factor, cfg.cosine_epochs)
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * factor
             # Every process collates the whole global batch (same RNG draws), then encodes its own share.

@@ -35,7 +35,8 @@ class DistillLoss(nn.Module):
         t = teacher.to(sim.dtype) / self.teacher_tau
         p_audio = torch.softmax(t, dim=0)
         p_caption = torch.softmax(t, dim=1)
-        return {"distill_loss": 0.5 * (soft_cross_entropy(logits, p_audio, 0) + soft_cross_entropy(logits, p_caption, 1))}
+        loss = 0.5 * (soft_cross_entropy(logits, p_audio, 0) + soft_cross_entropy(logits, p_caption, 1))
+        return {"distill_loss": loss}
 
 
 class MixedLoss(nn.Module):
