@@ -62,7 +62,7 @@ class TextParams:
     model: str = "minilm"
     max_length: int = 32
     trainable_layers: int = 0
-    normalize: bool | str = "authors"  # salsa2.text_norm: authors | spaces | none (true = spaces, false = none)
+    normalize: bool | str = "spaces"  # salsa2.text_norm: authors | spaces | none (true = spaces, false = none)
     pooling: str | None = None
     lr: float = 2e-5
     dropout: float | None = None  # null: the encoder's own (roberta-large: 0.2 as the authors; others as trained)

@@ -1,8 +1,9 @@
 """Params presets: a YAML file of overrides -> ``dvc exp run -S`` arguments (``+`` for keys params.yaml lacks).
 
-``python -m salsa2.presets params-paper.yaml [params.yaml]`` prints the arguments, one shell word each, so
-``dvc exp run $(python -m salsa2.presets params-paper.yaml)`` switches to the preset. ``apply`` merges a
-preset into a params mapping (what the run will see).
+``python -m salsa2.presets params-paper.yaml [params.yaml]`` prints the arguments shell-quoted, so
+``eval "dvc exp run $(python -m salsa2.presets params-paper.yaml)"`` switches to the preset (without ``eval``
+the quotes would reach DVC literally: a command substitution's output is split into words, not re-parsed).
+``apply`` merges a preset into a params mapping (what the run will see).
 """
 
 from __future__ import annotations

@@ -1,0 +1,97 @@
+"""The README's paper command, run exactly as printed, on a shrunken copy of the project (issue 12, item 8).
+
+The command is read out of README.md (the one ``bash`` line that calls ``salsa2.presets``) and run by bash in a
+fresh git + DVC project. The project's params-paper.yaml is the real preset with a tiny override (random
+weights, frozen MiniLM instead of roberta-large, one epoch, fp32 on CPU, a few demo clips), so every key
+and value type of the preset goes through the same shell and DVC parsing as on a GPU machine.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from salsa2 import presets
+
+TINY = {
+    "audio_encoders": {name: {"batch_size": 4, "kwargs": {"weights": "none"}} for name in ("passt", "atst", "mn")},
+    "text": {"model": "minilm", "trainable_layers": 0},
+    "stage1": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
+    "stage2": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
+}
+
+
+def readme_paper_command() -> str:
+    """The single line of a fenced bash block in README.md that applies params-paper.yaml."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
+    lines = [line.strip() for b in blocks for line in b.splitlines() if "salsa2.presets" in line]
+    assert len(lines) == 1, f"README.md: expected one bash line running salsa2.presets, found {lines}"
+    return lines[0]
+
+
+def test_readme_command_names_the_preset_and_runs_dvc():
+    line = readme_paper_command()
+    assert "params-paper.yaml" in line and "dvc exp run" in line
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(REPO / "src"), "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def _ok(cmd: list[str], cwd: Path) -> str:
+    proc = _run(cmd, cwd)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_readme_paper_command_runs_the_pipeline(tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("dvc.yaml", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("stages", "src"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["demo"].update(n_train=8, n_val=4, n_test=4, workers=1)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    preset = yaml.safe_load((REPO / "params-paper.yaml").read_text())
+    (root / "params-paper.yaml").write_text(yaml.safe_dump(presets.apply(TINY, preset), sort_keys=False))
+    for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "init"]):
+        _ok(cmd, root)
+
+    _ok(["bash", "-c", readme_paper_command()], root)
+
+    ran = yaml.safe_load((root / "params.yaml").read_text())
+    assert ran["encoders"] == ["passt", "atst", "mn"] and ran["embed_dim"] == 1024
+    assert ran["text"]["normalize"] == "authors" and ran["stage1"]["cosine_epochs"] == 15.0
+    assert ran["audio_encoders"]["passt"]["kwargs"]["patchout_t"] == 15
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert {f"stage{s}-{e}" for s in (1, 2) for e in ("passt", "atst", "mn")} <= set(metrics)
+
+
+def test_readme_command_hands_dvc_unquoted_words(tmp_path):
+    """The README line with ``dvc exp run`` replaced by printf: each -S value arrives as one word without the
+    shell quotes (the bare ``$(...)`` form passed them on literally: DVC's LexerNoViableAltException)."""
+    line = readme_paper_command()
+    assert "dvc exp run" in line
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(REPO / "params-paper.yaml", tmp_path / "params-paper.yaml")
+    words = _ok(["bash", "-c", line.replace("dvc exp run", "printf '%s\\n'")], tmp_path).splitlines()
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    preset = yaml.safe_load((REPO / "params-paper.yaml").read_text())
+    assert words == presets.override_args(preset, base)
+    bare = _ok(["bash", "-c", "printf '%s\\n' $(python -m salsa2.presets params-paper.yaml)"], tmp_path).splitlines()
+    assert any(w.startswith("'") for w in bare)  # what used to break
