@@ -2,8 +2,9 @@
 
 The command is read out of README.md (the one ``bash`` line that calls ``salsa2.presets``) and run by bash in a
 fresh git + DVC project. The project's params-paper.yaml is the real preset with a tiny override (random
-weights, frozen MiniLM instead of roberta-large, one epoch, fp32 on CPU, a few demo clips), so every key
-and value type of the preset goes through the same shell and DVC parsing as on a GPU machine.
+weights, frozen MiniLM instead of roberta-large, one batch of 10 s crops per stage, fp32 on CPU, 4 + 3 + 3
+demo clips), so every key and value type of the preset goes through the same shell and DVC parsing as on a
+GPU machine.
 """
 
 import json
@@ -20,11 +21,12 @@ import yaml
 from conftest import REPO
 from salsa2 import presets
 
+_STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "max_seconds": 10.0, "precision": "fp32"}
 TINY = {
     "audio_encoders": {name: {"batch_size": 4, "kwargs": {"weights": "none"}} for name in ("passt", "atst", "mn")},
     "text": {"model": "minilm", "trainable_layers": 0},
-    "stage1": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-    "stage2": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
+    "stage1": _STAGE,
+    "stage2": _STAGE,
 }
 
 
@@ -64,7 +66,7 @@ def test_readme_paper_command_runs_the_pipeline(tmp_path):
     for name in ("stages", "src"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["demo"].update(n_train=8, n_val=4, n_test=4, workers=1)
+    params["demo"].update(n_train=4, n_val=3, n_test=3, workers=1)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     preset = yaml.safe_load((REPO / "params-paper.yaml").read_text())
     (root / "params-paper.yaml").write_text(yaml.safe_dump(presets.apply(TINY, preset), sort_keys=False))
