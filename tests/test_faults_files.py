@@ -1,0 +1,144 @@
+"""Issue 14, files and state: modes follow the umask, killed writers leave nothing DVC sees, multi-file outputs
+are replaced as one step (salsa2.fsutil)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from salsa2.fsutil import atomic_dir, atomic_path, remove_stale_temps
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_atomic_outputs_get_umask_modes_not_mkstemp_modes(tmp_path, umask022):
+    with atomic_path(tmp_path / "model.pt") as tmp:
+        tmp.write_bytes(b"x")
+    with atomic_dir(tmp_path / "index") as tmp:
+        (tmp / "sub").mkdir()
+        with atomic_path(tmp / "sub" / "a.json") as inner:
+            inner.write_text("{}")
+    assert _mode(tmp_path / "model.pt") == 0o644
+    assert _mode(tmp_path / "index") == 0o755
+    assert _mode(tmp_path / "index" / "sub") == 0o755
+    assert _mode(tmp_path / "index" / "sub" / "a.json") == 0o644
+    os.umask(0o027)
+    with atomic_path(tmp_path / "private.pt") as tmp:
+        tmp.write_bytes(b"x")
+    assert _mode(tmp_path / "private.pt") == 0o640
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from salsa2.fsutil import atomic_dir
+    with atomic_dir(Path(sys.argv[1])) as tmp:
+        (tmp / "shard-00000.npy").write_bytes(b"x" * 1000)
+        print("writing", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_killed_features_writer_leaves_nothing_dvc_sees_and_next_run_cleans_up(tmp_path):
+    features = tmp_path / "data" / "features"
+    (features / "cnn").mkdir(parents=True)
+    (features / "cnn" / "old.npy").write_bytes(b"old")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(features / "cnn")], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    leftovers = [p for p in features.iterdir() if p.name.startswith(".cnn.")]
+    assert len(leftovers) == 1 and (leftovers[0] / "shard-00000.npy").exists()
+    assert (features / "cnn" / "old.npy").read_bytes() == b"old"  # the old output is intact
+
+    # DVC (with the repository's .dvcignore) does not see the leftover inside the declared dependency
+    from dvc.repo import Repo
+
+    Repo.init(str(tmp_path), no_scm=True)
+    shutil.copy(REPO / ".dvcignore", tmp_path / ".dvcignore")
+    repo = Repo(str(tmp_path))
+    seen = sorted(Path(p).relative_to(features).as_posix() for p in repo.dvcignore.find(repo.fs, str(features)))
+    assert seen == ["cnn/old.npy"]
+
+    with atomic_dir(features / "cnn") as tmp:  # the next run removes the dead process's temp folder
+        (tmp / "new.npy").write_bytes(b"new")
+    assert sorted(p.name for p in features.iterdir()) == ["cnn"]
+    assert sorted(p.name for p in (features / "cnn").iterdir()) == ["new.npy"]
+
+
+def test_temps_of_a_live_process_are_not_removed(tmp_path):
+    live = tmp_path / f".out.{os.getppid()}.abc.tmp"
+    live.mkdir()
+    assert remove_stale_temps(tmp_path / "out") == []
+    assert live.exists()
+
+
+def _tables(n: int):
+    import pandas as pd
+
+    audio = pd.DataFrame({"audio_id": [f"a{i}" for i in range(n)], "path": [f"/x/{i}.wav" for i in range(n)],
+                          "split": "train", "dataset": "d", "duration": 1.0, "sample_rate": 8000, "channels": 1})
+    texts = [f"caption {n} {i}" for i in range(n)]
+    captions = pd.DataFrame({"caption_id": [f"a{i}#0" for i in range(n)], "audio_id": audio["audio_id"],
+                             "index": 0, "text": texts, "raw_text": texts})
+    return audio, captions, pd.DataFrame({"audio_id": [], "path": [], "reason": []})
+
+
+def test_killed_prepare_never_leaves_new_audio_with_old_captions(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from salsa2.tables import read_tables, write_prepared
+
+    out = tmp_path / "prepared"
+    write_prepared(out, *_tables(2))
+    real_to_csv = pd.DataFrame.to_csv
+
+    def killed(self, *args, **kwargs):  # the process dies while writing the last file of the set
+        real_to_csv(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_prepared(out, *_tables(3))
+    monkeypatch.undo()
+    audio, captions = read_tables(out)
+    assert len(audio) == 2 and captions["text"].str.startswith("caption 2 ").all()  # the old set, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared"]
+    write_prepared(out, *_tables(3))
+    audio, captions = read_tables(out)
+    assert len(audio) == 3 and captions["text"].str.startswith("caption 3 ").all()
+
+
+def test_prepare_refuses_to_replace_a_folder_holding_other_files(tmp_path):
+    from salsa2.errors import UserError
+    from salsa2.tables import write_prepared
+
+    (tmp_path / "sounds").mkdir()
+    (tmp_path / "sounds" / "dog.wav").write_bytes(b"RIFF")
+    with pytest.raises(UserError, match=r"sounds: holds 'dog.wav', which is no prepared table; give a new"):
+        write_prepared(tmp_path / "sounds", *_tables(1))
+    assert (tmp_path / "sounds" / "dog.wav").read_bytes() == b"RIFF"
