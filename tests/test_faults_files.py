@@ -142,3 +142,67 @@ def test_prepare_refuses_to_replace_a_folder_holding_other_files(tmp_path):
     with pytest.raises(UserError, match=r"sounds: holds 'dog.wav', which is no prepared table; give a new"):
         write_prepared(tmp_path / "sounds", *_tables(1))
     assert (tmp_path / "sounds" / "dog.wav").read_bytes() == b"RIFF"
+
+
+# ------------------------------------------------------------------------- item 9: a full disk under resume state
+@pytest.fixture(params=["tmpfs", "injected"])
+def full_resume_dir(request, tmp_path, monkeypatch):
+    """A resume folder on a full disk: a 64 KB tmpfs where the test may mount one, else a fault-injected writer
+    that fails the way torch.save does on a full disk (a few bytes written, then RuntimeError)."""
+    root = tmp_path / "resume"
+    root.mkdir()
+    if request.param == "tmpfs":
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here; the injected writer covers this case")
+        request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(root)], check=False))
+    else:
+        import torch
+
+        real_save = torch.save
+
+        def full_disk(obj, f, *args, **kwargs):
+            if str(f).startswith(str(root)):
+                Path(f).write_bytes(b"\0" * 64)
+                raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+            return real_save(obj, f, *args, **kwargs)
+
+        monkeypatch.setattr(torch, "save", full_disk)
+    return root
+
+
+def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, caplog):
+    import logging
+
+    import torch
+    from tiny import tiny_data, tiny_model
+
+    from salsa2.config import TrainParams
+    from salsa2.losses import LOSSES
+    from salsa2.resume import Checkpointer
+    from salsa2.train import fit
+
+    torch.manual_seed(0)
+    train, store = tiny_data(20, seed=0)
+    val, _ = tiny_data(8, seed=0)
+    cfg = TrainParams(epochs=2, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu")
+    model = tiny_model()
+    ckpt = Checkpointer("tiny", "key0", full_resume_dir)
+    with caplog.at_level(logging.WARNING, logger="salsa2.resume"):
+        result = fit(model, LOSSES.build("nt_xent"), train, val, cfg, audio_lr=1e-3, text_lr=0.0,
+                     text_features=store, seed=0, checkpointer=ckpt)
+    assert len(result.history) == 2  # every epoch trained
+    warnings = [r.getMessage() for r in caplog.records if "resume state" in r.getMessage()]
+    assert len(warnings) == 1 and "training continues without it" in warnings[0]
+    assert not [p for p in ckpt.dir.rglob("*") if p.is_file()]  # no half-written state left to resume from
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+def test_unreadable_resume_state_starts_fresh(tmp_path, caplog):
+    from salsa2.resume import Checkpointer
+
+    ckpt = Checkpointer("tiny", "key0", tmp_path)
+    ckpt.dir.mkdir(parents=True)
+    ckpt.path.write_bytes(b"PK\x03\x04" + b"\0" * 60)  # what a full disk left behind under older versions
+    assert ckpt.load() is None
+    assert not ckpt.path.exists()
