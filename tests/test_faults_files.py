@@ -206,3 +206,51 @@ def test_unreadable_resume_state_starts_fresh(tmp_path, caplog):
     ckpt.path.write_bytes(b"PK\x03\x04" + b"\0" * 60)  # what a full disk left behind under older versions
     assert ckpt.load() is None
     assert not ckpt.path.exists()
+
+
+# ----------------------------------------------------------------- item 10: hand-copied weights must load first
+def test_bad_hand_copied_weights_are_not_trusted_and_the_advice_works(tmp_path, monkeypatch):
+    import torch
+
+    from salsa2 import weights as W
+
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("SALSA2_OFFLINE", "1")
+    target = tmp_path / W.CHECKPOINTS["mn40_as_ext"].filename
+    record = target.with_name(target.name + ".sha256")
+    target.write_text("<!DOCTYPE html><html>Sign in to continue</html>")  # what a browser "download" saved
+    with pytest.raises(W.WeightsUnavailable) as err:
+        W.fetch("mn40_as_ext")
+    msg = str(err.value)
+    assert "\n" not in msg and str(target) in msg and "is not a PyTorch checkpoint (UnpicklingError" in msg
+    assert f"copy it to {target}" in msg  # the advice
+    assert not record.exists()  # nothing recorded for a file that does not load
+    torch.save({"w": torch.arange(3.0)}, target)  # the user follows the advice: the right file, copied in
+    assert W.fetch("mn40_as_ext") == target
+    assert record.read_text().split() == [W.sha256_of(target), target.name, W.LOADED]
+
+
+def test_unverified_record_of_older_versions_is_rechecked(tmp_path, monkeypatch, caplog):
+    import torch
+
+    from salsa2 import weights as W
+
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
+    target = tmp_path / W.CHECKPOINTS["mn40_as_ext"].filename
+    record = target.with_name(target.name + ".sha256")
+    record.write_text(f"{'ab' * 32}  {target.name}\n")  # recorded for a bad file before the load check existed
+    torch.save({"w": torch.ones(2)}, target)
+    assert W.fetch("mn40_as_ext") == target
+    assert record.read_text().split()[0] == W.sha256_of(target)
+    torch.save({"w": torch.zeros(2)}, target)  # a verified record is kept: a changed file is refused
+    with pytest.raises(W.WeightsUnavailable, match="was recorded for it .* when it first loaded"):
+        W.fetch("mn40_as_ext")
+
+
+def test_weights_path_that_is_no_checkpoint_is_one_line(tmp_path):
+    from salsa2 import weights as W
+
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x00\x01garbage")
+    with pytest.raises(W.WeightsUnavailable, match=r"model\.pt is not a PyTorch checkpoint .*; give the checkpoint"):
+        W.load_state_dict(W.resolve(str(bad), "mn40_as_ext"))
