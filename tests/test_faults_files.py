@@ -254,3 +254,30 @@ def test_weights_path_that_is_no_checkpoint_is_one_line(tmp_path):
     bad.write_bytes(b"\x00\x01garbage")
     with pytest.raises(W.WeightsUnavailable, match=r"model\.pt is not a PyTorch checkpoint .*; give the checkpoint"):
         W.load_state_dict(W.resolve(str(bad), "mn40_as_ext"))
+
+
+# ----------------------------------------------------------------- item 5: a corrupt index does not block re-indexing
+@pytest.fixture(scope="module")
+def search_model(tiny_demo, trained_model, tmp_path_factory):
+    from _search_demo import search_demo
+
+    return search_demo(tiny_demo, trained_model, tmp_path_factory)
+
+
+@pytest.mark.parametrize("damage", [b"PAR1 truncated by a full disk", b""])
+def test_corrupt_index_is_rebuilt_with_full(search_model, tmp_path, damage):
+    from salsa2.index import IndexFileError, build_index, read_index
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for f in sorted(search_model.audio_dir.rglob("*.flac"))[:2]:
+        shutil.copy2(f, lib / f.name)
+    out = tmp_path / "idx.parquet"
+    out.write_bytes(damage)
+    with pytest.raises(IndexFileError, match=r"idx\.parquet: the existing index cannot be read .*--full`$"):
+        build_index(lib, out, progress=False)  # no models given: nothing to rebuild with
+    build_index(lib, out, [search_model.model], full=True, progress=False)
+    assert sorted(read_index(out).files["path"]) == sorted(p.name for p in lib.iterdir())
+    out.write_bytes(damage)
+    build_index(lib, out, [search_model.model], progress=False)  # also without --full when the models are given
+    assert len(read_index(out).files) == 2
