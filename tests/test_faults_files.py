@@ -90,11 +90,16 @@ def test_killed_features_writer_leaves_nothing_dvc_sees_and_next_run_cleans_up(t
     assert sorted(p.name for p in (features / "cnn").iterdir()) == ["new.npy"]
 
 
-def test_temps_of_a_live_process_are_not_removed(tmp_path):
-    live = tmp_path / f".out.{os.getppid()}.abc.tmp"
-    live.mkdir()
-    assert remove_stale_temps(tmp_path / "out") == []
-    assert live.exists()
+def test_only_temps_of_dead_processes_are_removed(tmp_path):
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_pid.wait()
+    live = tmp_path / f".out.{os.getppid()}.abcd1234.tmp"
+    dead = tmp_path / f".out.{dead_pid.pid}.abcd1234.tmp"
+    other = tmp_path / f".out.v2.{dead_pid.pid}.abcd1234.tmp"  # a temp of output "out.v2", not of "out"
+    for p in (live, dead, other):
+        p.mkdir()
+    assert remove_stale_temps(tmp_path / "out") == [dead]
+    assert live.exists() and other.exists() and not dead.exists()
 
 
 def _tables(n: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import stat
 import tarfile
@@ -21,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from salsa2.errors import UserError
-from salsa2.fsutil import atomic_dir, remove_stale_temps
+from salsa2.fsutil import atomic_dir, pid_alive, remove_stale_temps
 
 MAX_RATIO = 100.0  # expanded / archive size; audio (wav/flac) compresses < 3x, a zip bomb ~1000x
 
@@ -247,7 +248,11 @@ def extract_to(
         raise ArchiveError(f"{target} already exists; remove it to extract {archive} again")
     staging = target.with_name(f".{target.name}.{os.getpid()}.extract.tmp")
     remove_stale_temps(target)
-    remove_stale_temps(staging.with_name(f".{target.name}"))  # extract()'s own temp of a killed staging
+    nested = re.compile(rf"^\.\.{re.escape(target.name)}\.(\d+)\.extract\.tmp\.\d+\.[a-z0-9_]{{8}}\.tmp$")
+    for left in target.parent.glob(f"..{target.name}.*.tmp") if target.parent.is_dir() else ():
+        m = nested.match(left.name)  # extract()'s own temp folder of a killed extract_to
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(left, ignore_errors=True)
     try:
         extract(archive, staging, keep=keep, max_ratio=max_ratio)
         source = staging / inner if inner and (staging / inner).is_dir() else staging

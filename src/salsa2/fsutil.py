@@ -50,7 +50,7 @@ def apply_umask(path: str | Path) -> None:
                 os.chmod(p, 0o666 & ~mask)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,13 +63,13 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temps(path: str | Path) -> list[Path]:
     """Remove the ``.<name>.<pid>.*.tmp`` siblings of ``path`` left by processes that no longer run."""
     path = Path(path)
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\..+\.tmp$")
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.(?:[a-z0-9_]{{8}}(?:\.old)?|extract)\.tmp$")
     removed = []
     if not path.parent.is_dir():
         return removed
     for sibling in path.parent.iterdir():
         m = pattern.match(sibling.name)
-        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
             if sibling.is_dir() and not sibling.is_symlink():
                 shutil.rmtree(sibling, ignore_errors=True)
             else:
