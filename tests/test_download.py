@@ -114,7 +114,8 @@ def test_206_from_another_offset_restarts_from_zero(served, tmp_path):
 
 def test_stated_size_is_checked(served, tmp_path):
     dest = tmp_path / "blob.bin"
-    with FileServer(served) as srv, pytest.raises(DownloadError, match=r"offers 50000 bytes, the publisher lists 49999"):
+    with FileServer(served) as srv, pytest.raises(DownloadError,
+                                                  match=r"offers 50000 bytes, the publisher lists 49999"):
         fetch(Remote("blob.bin", f"{srv.url}/blob.bin", size=len(PAYLOAD) - 1), tmp_path, progress=False)
     assert not dest.exists()
 

@@ -217,7 +217,8 @@ def _fetch_part(url: str, dest: Path, part: Path, have: int, size: int | None, t
                 try:
                     block = response.read(CHUNK if max_bytes is None else min(CHUNK, max_bytes - written))
                 except (http.client.HTTPException, OSError) as err:
-                    raise DownloadError(f"{url}: transfer broke off ({err!r}); run again to resume from {part}") from None
+                    raise DownloadError(
+                        f"{url}: transfer broke off ({err!r}); run again to resume from {part}") from None
                 if not block:
                     break
                 out.write(block)
@@ -229,7 +230,8 @@ def _fetch_part(url: str, dest: Path, part: Path, have: int, size: int | None, t
         if total is not None and got > total:
             raise _Restart(f"received {got} bytes, more than the {total} the server stated")
         if total is not None and got != total:
-            raise DownloadError(f"{url}: connection closed after {got} of {total} bytes; run again to resume from {part}")
+            raise DownloadError(
+                f"{url}: connection closed after {got} of {total} bytes; run again to resume from {part}")
 
 
 def fetch(remote: Remote, directory: str | Path, **kwargs) -> Path:

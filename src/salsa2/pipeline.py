@@ -19,7 +19,7 @@ from salsa2.embed import embed_audio, embed_captions, model_scores, similarity_m
 from salsa2.encoders import TEXT_ENCODERS
 from salsa2.features import build_cache
 from salsa2.frontends import FrontendConfig
-from salsa2.fsutil import atomic_path, write_json
+from salsa2.fsutil import write_json
 from salsa2.judgements import read_relevance
 from salsa2.losses import LOSSES
 from salsa2.losses.distill import BlendedDistill, MixedLoss
@@ -33,7 +33,7 @@ from salsa2.metrics import (
 from salsa2.model import DualEncoder, ModelConfig
 from salsa2.relevance import CaptionRelevance
 from salsa2.resume import Checkpointer, config_key
-from salsa2.tables import read_tables, write_prepared, write_tables
+from salsa2.tables import read_tables, write_prepared
 from salsa2.targets import TargetBlocks, TeacherTargets, build_targets, save_similarities
 from salsa2.text_features import TextFeatureStore, compute_text_features, save_text_features
 from salsa2.train import FitResult, fit

@@ -160,7 +160,8 @@ def load_state_dict(path: Path, hint: str = "") -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - torch/pickle raise many types for a file that is no checkpoint
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
-        raise WeightsUnavailable(f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {reason}); {hint}") from None
+        raise WeightsUnavailable(
+            f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {reason}); {hint}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
