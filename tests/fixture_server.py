@@ -15,13 +15,15 @@ import soundfile as sf
 
 class FileServer:
     """Serves ``directory`` on 127.0.0.1; honours ``Range: bytes=N-``; can cut the first response of a path
-    after ``cut[path]`` bytes (an interrupted download); records (path, Range header) of every GET."""
+    after ``cut[path]`` bytes (an interrupted download); records (path, Range header) of every GET.
+    ``range_from_zero``: a faulty server that answers every Range with 206 and the whole file from byte 0."""
 
-    def __init__(self, directory: str | Path, *, honour_range: bool = True) -> None:
+    def __init__(self, directory: str | Path, *, honour_range: bool = True, range_from_zero: bool = False) -> None:
         self.directory = Path(directory)
         self.requests: list[tuple[str, str | None]] = []
         self.cut: dict[str, int] = {}
         self.honour_range = honour_range
+        self.range_from_zero = range_from_zero
         server = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -39,7 +41,10 @@ class FileServer:
                 data = file.read_bytes()
                 start = 0
                 m = re.fullmatch(r"bytes=(\d+)-", rng or "")
-                if m and server.honour_range:
+                if m and server.range_from_zero:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+                elif m and server.honour_range:
                     start = int(m.group(1))
                     if start >= len(data):
                         self.send_response(416)

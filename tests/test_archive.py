@@ -116,3 +116,63 @@ def test_corrupt_and_unknown_archives(tmp_path):
         extract(bad, tmp_path / "out", progress=False)
     with pytest.raises(ArchiveError, match="unknown archive format"):
         extract(tmp_path / "x.rar", tmp_path / "out", progress=False)
+
+
+# ------------------------------------------------------------------------------------ issue 14, item 8
+def test_extract_to_checks_the_target_before_extracting(tmp_path, monkeypatch):
+    arc = make_zip(tmp_path / "a.zip", {"x.wav": b"X"})
+    (tmp_path / "audio").mkdir()
+    calls = []
+    monkeypatch.setattr("salsa2.archive.extract", lambda *a, **k: calls.append(a))
+    with pytest.raises(ArchiveError, match=r"audio already exists; remove it to extract"):
+        extract_to(arc, tmp_path / "audio")
+    assert calls == []  # nothing was extracted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip", "audio"]
+
+
+def test_extract_to_leaves_no_staging_folder_on_failure(tmp_path):
+    arc = make_tar(tmp_path / "evil.tar.gz", [("d/a.wav", b"A"), link("d/passwd", "../../etc/passwd")])
+    with pytest.raises(UnsafeArchiveError):
+        extract_to(arc, tmp_path / "audio")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar.gz"]
+    good = make_zip(tmp_path / "good.zip", {"x.wav": b"X"})
+    (tmp_path / "audio").mkdir()
+    with pytest.raises(ArchiveError, match="already exists"):
+        extract_to(good, tmp_path / "audio")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "evil.tar.gz", "good.zip"]  # no .audio.extract
+
+
+def test_expanded_size_is_capped(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("silence.wav", bytes(8 << 20))  # 8 MiB of zeros -> a few KB
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(ArchiveError, match=r"bomb\.zip: expands to 8388608 bytes, \d+ times its size \(limit 100x\)"):
+        extract_to(bomb, tmp_path / "audio")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]
+    out = extract_to(bomb, tmp_path / "audio", max_ratio=None)  # trusted by the caller
+    assert (out / "silence.wav").stat().st_size == 8 << 20
+
+
+def test_expanded_size_over_free_space_is_refused(tmp_path, monkeypatch):
+    import collections
+
+    arc = make_zip(tmp_path / "a.zip", {"x.wav": b"X" * 1000})
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr("salsa2.archive.shutil.disk_usage", lambda _: usage(10_000, 9_900, 100))
+    with pytest.raises(ArchiveError, match=r"expands to 1000 bytes but only 100 are free"):
+        extract(arc, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_chained_symlink_escape_is_reported_as_such(tmp_path):
+    # each link alone stays inside (b/c -> .. is the root; a -> b/c/.. is "b"), but a follows b/c out of the root
+    arc = make_tar(tmp_path / "chain.tar.gz", [("b/x.wav", b"X"), link("b/c", ".."), link("a", "b/c/.."),
+                                                ("a/evil.wav", b"E")])
+    with pytest.raises(UnsafeArchiveError, match=r"member 'a' refused \(chained symlink"):
+        extract_to(arc, tmp_path / "audio")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.tar.gz"]
+    via_dir = make_tar(tmp_path / "via.tar.gz", [("a/evil.wav", b"E"), link("b/c", ".."), link("a", "b/c/..")])
+    with pytest.raises(UnsafeArchiveError, match=r"member 'a/evil.wav' refused \(chained symlink: its folder"):
+        extract(via_dir, tmp_path / "out", progress=False)
+    assert not (tmp_path / "evil.wav").exists()

@@ -81,3 +81,60 @@ def test_http_error_and_offline_name_the_url(served, tmp_path):
     with pytest.raises(DownloadError, match="cannot connect"):
         download(f"http://127.0.0.1:{port}/blob.bin", tmp_path / "y", progress=False, timeout=5)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# ------------------------------------------------------------------ issue 14: replies that do not continue the .part
+def test_stale_part_longer_than_the_file_is_not_renamed_into_place_on_416(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    (tmp_path / "blob.bin.part").write_bytes(PAYLOAD + b"stale tail of another version")
+    with FileServer(served) as srv:
+        download(f"{srv.url}/blob.bin", dest, progress=False)  # no checksum: only the lengths can tell
+        assert srv.requests == [("/blob.bin", f"bytes={len(PAYLOAD) + 29}-"), ("/blob.bin", None)]
+    assert dest.read_bytes() == PAYLOAD
+    assert not (tmp_path / "blob.bin.part").exists()
+
+
+def test_complete_part_is_accepted_on_416(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    (tmp_path / "blob.bin.part").write_bytes(PAYLOAD)
+    with FileServer(served) as srv:
+        download(f"{srv.url}/blob.bin", dest, sha256=SHA256, progress=False)
+        assert len(srv.requests) == 1
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_206_from_another_offset_restarts_from_zero(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    (tmp_path / "blob.bin.part").write_bytes(PAYLOAD[:10_000])
+    with FileServer(served, range_from_zero=True) as srv:
+        download(f"{srv.url}/blob.bin", dest, progress=False)  # no checksum: Content-Range must be checked
+        assert srv.requests == [("/blob.bin", "bytes=10000-"), ("/blob.bin", None)]
+    assert dest.stat().st_size == len(PAYLOAD) and dest.read_bytes() == PAYLOAD
+
+
+def test_stated_size_is_checked(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    with FileServer(served) as srv, pytest.raises(DownloadError,
+                                                  match=r"offers 50000 bytes, the publisher lists 49999"):
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin", size=len(PAYLOAD) - 1), tmp_path, progress=False)
+    assert not dest.exists()
+
+
+def test_first_download_is_recorded_and_later_copies_checked(served, tmp_path):
+    from salsa2.download import read_record, record_path
+
+    dest = tmp_path / "dl" / "blob.bin"
+    with FileServer(served) as srv:
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
+        assert read_record(dest) == (SHA256, len(PAYLOAD))
+        dest.write_bytes(PAYLOAD[:-1] + b"X")  # damaged on disk: fetched again
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
+        assert dest.read_bytes() == PAYLOAD and len(srv.requests) == 2
+        (served / "blob.bin").write_bytes(PAYLOAD[::-1])  # changed upstream: refused, the record names the way out
+        dest.unlink()
+        with pytest.raises(ChecksumError, match=r"differs from the first download recorded in .*\.blob\.bin\.sha256"):
+            fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
+        assert not dest.exists() and not (dest.parent / "blob.bin.part").exists()
+        record_path(dest).unlink()
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
+    assert dest.read_bytes() == PAYLOAD[::-1]

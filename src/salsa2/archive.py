@@ -1,13 +1,17 @@
 """Safe extraction of the archives datasets are published in (zip, 7z, tar[.gz|.bz2|.xz]).
 
 Every member is checked before anything is written: an absolute path, a ``..`` component, or a link whose
-target leaves the destination is refused with ``UnsafeArchiveError`` naming the archive and the member. The
-destination directory appears atomically (``fsutil.atomic_dir``): whole, or not at all.
+target leaves the destination (directly, or through other links of the archive) is refused with
+``UnsafeArchiveError`` naming the archive and the member; so is an archive whose stated expanded size exceeds
+``MAX_RATIO`` times its own size or the free disk space. The destination directory appears atomically
+(``fsutil.atomic_dir``): whole, or not at all.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
+import re
 import shutil
 import stat
 import tarfile
@@ -17,10 +21,13 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from salsa2.fsutil import atomic_dir
+from salsa2.errors import UserError
+from salsa2.fsutil import atomic_dir, pid_alive, remove_stale_temps
+
+MAX_RATIO = 100.0  # expanded / archive size; audio (wav/flac) compresses < 3x, a zip bomb ~1000x
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(UserError, RuntimeError):
     """An archive that cannot be read or has an unknown format."""
 
 
@@ -76,6 +83,33 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return members
 
 
+def _resolve_through_links(path: str, links: dict[str, str], depth: int = 0) -> str | None:
+    """``path`` (relative, posix) with the archive's own symlinks followed; None when it leaves the root."""
+    if depth > 40:
+        return None
+    resolved: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        here = "/".join([*resolved, part])
+        if here in links:
+            target = links[here]
+            if target.startswith("/"):
+                return None
+            followed = _resolve_through_links(posixpath.join("/".join(resolved), target), links, depth + 1)
+            if followed is None:
+                return None
+            resolved = followed.split("/") if followed else []
+        else:
+            resolved.append(part)
+    return "/".join(resolved)
+
+
 def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[tarfile.TarInfo]:
     members = []
     for info in tf.getmembers():
@@ -89,6 +123,16 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[tarfile.TarInfo]:
         else:
             check_member(archive, info.name)
         members.append(info)
+    links = {posixpath.normpath(m.name): m.linkname.replace("\\", "/") for m in members if m.issym()}
+    for m in members:  # each link checked alone above; now follow chains of links (a -> b/c/.., b/c -> ..)
+        name = posixpath.normpath(m.name)
+        parent = _resolve_through_links(posixpath.dirname(name), links)
+        if parent is None:
+            raise UnsafeArchiveError(archive, m.name, "chained symlink: its folder leads outside the destination "
+                                     "through other links of the archive")
+        if m.issym() and _resolve_through_links(posixpath.join(parent, links[name]), links) is None:
+            raise UnsafeArchiveError(archive, m.name, f"chained symlink: {m.linkname!r} leads outside the "
+                                     "destination through other links of the archive")
     return members
 
 
@@ -121,17 +165,41 @@ def _7z_members(archive: Path, sz) -> list:
     return members
 
 
+def _check_size(archive: Path, sizes: list[int], dest: Path, max_ratio: float | None) -> None:
+    """Refuse an archive whose members would expand beyond ``max_ratio`` x its size or the free disk space."""
+    total = sum(sizes)
+    packed = max(archive.stat().st_size, 1)
+    if max_ratio is not None and total > max_ratio * packed and total > 1 << 20:
+        raise ArchiveError(
+            f"{archive}: expands to {total} bytes, {total / packed:.0f} times its size (limit {max_ratio:g}x); it is "
+            "not an audio archive as published (a zip bomb?): delete it and download it again, or pass "
+            "max_ratio=None if you trust it"
+        )
+    free = shutil.disk_usage(_existing_parent(dest)).free
+    if total > free:
+        raise ArchiveError(f"{archive}: expands to {total} bytes but only {free} are free under {dest.parent}; "
+                           "free some space and run again")
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def extract(
     archive: str | Path,
     dest: str | Path,
     *,
     keep: Callable[[str], bool] | None = None,
     progress: bool = True,
+    max_ratio: float | None = MAX_RATIO,
 ) -> Path:
     """Extract ``archive`` into ``dest`` (created atomically; an existing ``dest`` is replaced).
 
     ``keep(member_name) -> bool`` selects members (default: all). All members are checked first, so a
-    malicious member fails the whole extraction before any file is written.
+    malicious member or an expanded size over ``max_ratio`` x the archive (or the free space) fails the whole
+    extraction before any file is written.
     """
     archive, dest = Path(archive), Path(dest)
     fmt = archive_format(archive)
@@ -140,19 +208,25 @@ def extract(
             if fmt == "zip":
                 with zipfile.ZipFile(archive) as zf:
                     members = [m for m in _zip_members(archive, zf) if keep is None or keep(m.filename)]
+                    _check_size(archive, [m.file_size for m in members], dest, max_ratio)
                     for m in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress):
                         zf.extract(m, tmp)
             elif fmt == "tar":
                 with tarfile.open(archive) as tf:
                     members = [m for m in _tar_members(archive, tf) if keep is None or keep(m.name)]
+                    _check_size(archive, [m.size for m in members if m.isfile()], dest, max_ratio)
                     tf.extractall(tmp, members=members, filter="data")
             else:
                 import py7zr
 
                 with py7zr.SevenZipFile(archive) as sz:
-                    names = [i.filename for i in _7z_members(archive, sz) if keep is None or keep(i.filename)]
+                    infos = [i for i in _7z_members(archive, sz) if keep is None or keep(i.filename)]
+                    _check_size(archive, [int(i.uncompressed or 0) for i in infos], dest, max_ratio)
                     sz.reset()
-                    sz.extract(path=tmp, targets=names)
+                    sz.extract(path=tmp, targets=[i.filename for i in infos])
+    except tarfile.FilterError as err:  # tarfile's own check, should ours have missed a case
+        member = getattr(getattr(err, "tarinfo", None), "name", "?")
+        raise UnsafeArchiveError(archive, member, str(err)) from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
         raise ArchiveError(f"{archive}: cannot read archive ({err}); delete it and download it again") from None
     except Exception as err:
@@ -163,15 +237,28 @@ def extract(
 
 
 def extract_to(
-    archive: str | Path, target: str | Path, *, inner: str = "", keep: Callable[[str], bool] | None = None
+    archive: str | Path, target: str | Path, *, inner: str = "", keep: Callable[[str], bool] | None = None,
+    max_ratio: float | None = MAX_RATIO,
 ) -> Path:
-    """Extract ``archive`` so that its folder ``inner`` (or its root) becomes ``target``, atomically."""
+    """Extract ``archive`` so that its folder ``inner`` (or its root) becomes ``target``, atomically.
+
+    An existing ``target`` is refused before anything is extracted; the staging folder never outlives the call."""
     target = Path(target)
-    staging = extract(archive, target.with_name(f".{target.name}.extract"), keep=keep)
-    source = staging / inner if inner and (staging / inner).is_dir() else staging
     if target.exists():
         raise ArchiveError(f"{target} already exists; remove it to extract {archive} again")
-    source.rename(target)
-    if source != staging:
-        shutil.rmtree(staging)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.extract.tmp")
+    remove_stale_temps(target)
+    nested = re.compile(rf"^\.\.{re.escape(target.name)}\.(\d+)\.extract\.tmp\.\d+\.[a-z0-9_]{{8}}\.tmp$")
+    for left in target.parent.glob(f"..{target.name}.*.tmp") if target.parent.is_dir() else ():
+        m = nested.match(left.name)  # extract()'s own temp folder of a killed extract_to
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(left, ignore_errors=True)
+    try:
+        extract(archive, staging, keep=keep, max_ratio=max_ratio)
+        source = staging / inner if inner and (staging / inner).is_dir() else staging
+        if target.exists():
+            raise ArchiveError(f"{target} appeared while {archive} was extracted; remove it and run again")
+        source.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target

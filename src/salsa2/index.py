@@ -200,6 +200,23 @@ def _windows(items: list, size: int) -> Iterator[list]:
         yield items[s : s + size]
 
 
+def _read_old_index(out: Path, *, full: bool, need_models: bool) -> Index | None:
+    """The existing index at ``out`` to update, or None. An unreadable one does not block re-indexing: it is
+    rebuilt (with a warning) whenever the models are given; without models it is a one-line error."""
+    if not out.exists():
+        return None
+    try:
+        return read_index(out)
+    except Exception as err:  # noqa: BLE001 - a damaged Parquet file raises many types; the message is shown
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        if need_models:
+            raise IndexFileError(f"{out}: the existing index cannot be read ({reason}); re-create it with "
+                                 "`salsa2 index DIR --model CHECKPOINT --full`") from None
+        log.warning("%s cannot be read (%s): %s", out, reason,
+                    "rebuilding it (--full)" if full else "building the index afresh")
+        return None
+
+
 def build_index(
     root: str | Path,
     out: str | Path,
@@ -231,7 +248,7 @@ def build_index(
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a directory; give the folder of the sound library to index")
     out = Path(out)
-    old = read_index(out) if out.exists() else None
+    old = _read_old_index(out, full=full, need_models=models is None)
     settings = {"min_duration": float(min_duration), "extensions": sorted(extensions)}
     if old is not None and not full:
         if old.root != root:

@@ -19,7 +19,7 @@ from salsa2.embed import embed_audio, embed_captions, model_scores, similarity_m
 from salsa2.encoders import TEXT_ENCODERS
 from salsa2.features import build_cache
 from salsa2.frontends import FrontendConfig
-from salsa2.fsutil import atomic_path, write_json
+from salsa2.fsutil import write_json
 from salsa2.judgements import read_relevance
 from salsa2.losses import LOSSES
 from salsa2.losses.distill import BlendedDistill, MixedLoss
@@ -33,7 +33,7 @@ from salsa2.metrics import (
 from salsa2.model import DualEncoder, ModelConfig
 from salsa2.relevance import CaptionRelevance
 from salsa2.resume import Checkpointer, config_key
-from salsa2.tables import read_tables, write_tables
+from salsa2.tables import read_tables, write_prepared
 from salsa2.targets import TargetBlocks, TeacherTargets, build_targets, save_similarities
 from salsa2.text_features import TextFeatureStore, compute_text_features, save_text_features
 from salsa2.train import FitResult, fit
@@ -52,11 +52,8 @@ def prepare(datasets: list[dict], out_dir: str | Path) -> pd.DataFrame:
         rejects.append(prepared.rejects)
         log.info("%s: %d clips, %d captions, %d rejected", entry["name"], len(prepared.audio),
                  len(prepared.captions), len(prepared.rejects))
-    out_dir = Path(out_dir)
-    write_tables(out_dir, pd.concat(audio, ignore_index=True), pd.concat(captions, ignore_index=True))
     rej = pd.concat(rejects, ignore_index=True)
-    with atomic_path(out_dir / "rejects.csv") as tmp:
-        rej.to_csv(tmp, index=False)
+    write_prepared(out_dir, pd.concat(audio, ignore_index=True), pd.concat(captions, ignore_index=True), rej)
     return rej
 
 
@@ -69,10 +66,8 @@ def prepare_pretrain(datasets: list[dict], pretrain: list[dict] | None, prepared
     if pretrain:
         return prepare(pretrain, out_dir)
     audio, captions = read_tables(prepared_dir)
-    write_tables(out_dir, audio, captions)
     rej = pd.read_csv(Path(prepared_dir) / "rejects.csv")
-    with atomic_path(Path(out_dir) / "rejects.csv") as tmp:
-        rej.to_csv(tmp, index=False)
+    write_prepared(out_dir, audio, captions, rej)
     return rej
 
 

@@ -47,13 +47,15 @@ class Checkpointer:
         self.parent = Path(root) if root is not None else resume_root()
         self.parent = self.parent / name
         self.dir = self.parent / key
+        self.disabled = False
 
     @property
     def path(self) -> Path:
         return self.dir / STATE_FILE
 
     def load(self) -> dict | None:
-        """The saved state of this key, or None; state saved under other keys is deleted (params changed)."""
+        """The saved state of this key, or None; state saved under other keys is deleted (params changed), and an
+        unreadable state (a disk that filled up mid-write under an older version) is discarded with a warning."""
         if self.parent.is_dir():
             for stale in self.parent.iterdir():
                 if stale.name != self.key:
@@ -61,18 +63,34 @@ class Checkpointer:
                     shutil.rmtree(stale, ignore_errors=True)
         if not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
-        if state.get("key") != self.key:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001 - torch raises several types for a damaged file
+            log.warning("cannot read resume state %s (%s); starting fresh", self.path, err)
+            self.path.unlink(missing_ok=True)
+            return None
+        if not isinstance(state, dict) or state.get("key") != self.key:
             log.warning("%s holds state of another run; starting fresh", self.path)
             return None
         log.info("resuming %s from epoch %d (%s)", self.name, state["epoch"], self.path)
         return state
 
     def save(self, state: dict) -> None:
-        """Write ``state`` atomically (a kill mid-write leaves the previous epoch's state intact)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            torch.save({**state, "key": self.key}, tmp)
+        """Write ``state`` atomically (a kill mid-write leaves the previous epoch's state intact).
+
+        Resume state is optional: when it cannot be written (full disk, no permission) training goes on without
+        it; one warning is logged and later saves are skipped."""
+        if self.disabled:
+            return
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.path) as tmp:
+                torch.save({**state, "key": self.key}, tmp)
+        except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError ("unexpected pos")
+            self.disabled = True
+            log.warning("cannot write resume state under %s (%s); training continues without it (a killed run will "
+                        "start again from epoch 0): free space there or set SALSA2_RESUME_DIR", self.dir,
+                        str(err).splitlines()[0] if str(err) else type(err).__name__)
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from salsa2.fsutil import atomic_path
+from salsa2.errors import UserError
+from salsa2.fsutil import atomic_dir, atomic_path
 
 AUDIO_COLUMNS = {
     "audio_id": "string",
@@ -76,6 +77,27 @@ def write_tables(out_dir: str | Path, audio: pd.DataFrame, captions: pd.DataFram
     for name, df in (("audio.parquet", audio), ("captions.parquet", captions)):
         with atomic_path(out_dir / name) as tmp:
             df.to_parquet(tmp, index=False)
+
+
+PREPARED_FILES = ("audio.parquet", "captions.parquet", "rejects.csv")
+
+
+def write_prepared(out_dir: str | Path, audio: pd.DataFrame, captions: pd.DataFrame, rejects: pd.DataFrame) -> None:
+    """A prepared folder (audio.parquet, captions.parquet, rejects.csv) replaced as one step: written into a
+    sibling folder that is renamed onto ``out_dir`` (``fsutil.atomic_dir``), so a kill never mixes old and new.
+    A folder holding anything else is refused (it would be replaced as a whole)."""
+    out_dir = Path(out_dir)
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir()
+                         if p.name not in PREPARED_FILES and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+        if foreign:
+            raise UserError(f"{out_dir}: holds {foreign[0]!r}, which is no prepared table; give a new or empty output "
+                            "folder (it is replaced as a whole by audio.parquet, captions.parquet, rejects.csv)")
+    elif out_dir.exists():
+        raise UserError(f"{out_dir}: is a file; give a folder for the prepared tables")
+    with atomic_dir(out_dir) as tmp:
+        write_tables(tmp, audio, captions)
+        rejects.to_csv(tmp / "rejects.csv", index=False)
 
 
 def read_tables(data_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

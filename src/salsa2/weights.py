@@ -3,7 +3,8 @@
 The cache is ``$SALSA2_WEIGHTS`` (default ``~/.cache/salsa2/weights``). Each file ``<name>`` sits next to
 ``<name>.sha256``. A checkpoint with a pinned ``sha256`` in ``CHECKPOINTS`` is verified against it; one
 without (the release pages publish none, and the repository was written offline) records the digest of the
-first download ("trust on first use") and every later load is verified against that record. Offline with
+first download ("trust on first use"), but only after the file loads as a checkpoint, and every later load is
+verified against that record (a record of older versions, written before that load check, is re-checked). Offline with
 an empty cache, ``fetch`` raises ``WeightsUnavailable`` naming the file, its address and where to put it.
 
 Encoders take ``weights``: ``"pretrained"`` (this module), ``"none"`` (random initialisation, same
@@ -13,7 +14,9 @@ architecture; what the tests use) or a path to a local checkpoint file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import pickle
 import shutil
 import urllib.error
 import urllib.request
@@ -22,11 +25,15 @@ from pathlib import Path
 
 import torch
 
+from salsa2.errors import UserError
 from salsa2.fsutil import atomic_path
 
+log = logging.getLogger(__name__)
+LOADED = "loaded"  # third field of a record written after the file was seen to load (older records lack it)
 
-class WeightsUnavailable(RuntimeError):
-    pass
+
+class WeightsUnavailable(UserError, RuntimeError):
+    """A checkpoint that is missing, cannot be fetched or is not the published file; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +113,25 @@ def fetch(name: str) -> Path:
         if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("SALSA2_OFFLINE") == "1":
             raise WeightsUnavailable(f"{target} is missing and downloads are disabled; " + _manual_hint(ck, target))
         _download(ck, target)
-    expected = ck.sha256 or (record.read_text().split()[0] if record.exists() else None)
     digest = sha256_of(target)
-    if expected is None:
-        with atomic_path(record) as tmp:
-            tmp.write_text(f"{digest}  {ck.filename}\n")
-    elif digest != expected:
+    if ck.sha256:
+        if digest != ck.sha256:
+            raise WeightsUnavailable(f"{target} has sha256 {digest} but {ck.sha256} is pinned in salsa2.weights; "
+                                     "delete the file to fetch it again, or " + _manual_hint(ck, target))
+        return target
+    fields = record.read_text().split() if record.exists() else []
+    recorded, trusted = (fields[0] if fields else None), fields[2:3] == [LOADED]
+    if digest == recorded and trusted:
+        return target
+    if recorded is not None and trusted:
         raise WeightsUnavailable(
-            f"{target} has sha256 {digest} but {expected} was recorded for it "
-            f"({'pinned in salsa2.weights' if ck.sha256 else record}); "
-            f"delete the file to fetch it again, or " + _manual_hint(ck, target)
-        )
+            f"{target} has sha256 {digest} but {recorded} was recorded for it in {record} when it first loaded; "
+            "delete the file to fetch it again, or " + _manual_hint(ck, target))
+    load_state_dict(target, hint=_manual_hint(ck, target))  # never record a file that does not load
+    if recorded is not None and digest != recorded:
+        log.warning("%s: replacing the unverified sha256 record %s by %s (the file loads)", record, recorded, digest)
+    with atomic_path(record) as tmp:
+        tmp.write_text(f"{digest}  {ck.filename}  {LOADED}\n")
     return target
 
 
@@ -132,16 +147,25 @@ def resolve(weights: str, name: str) -> Path | None:
     return path
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file (a plain state_dict, or a Lightning-style dict holding ``state_dict``)."""
+def load_state_dict(path: Path, hint: str = "") -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file (a plain state_dict, or a Lightning-style dict holding ``state_dict``).
+
+    A file that is no checkpoint (a web page, a truncated copy) raises ``WeightsUnavailable`` in one line naming
+    the file and ``hint`` (the fix), not a bare UnpicklingError."""
+    hint = hint or "give the checkpoint file itself (weights: pretrained | none | <file>)"
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - Lightning checkpoints pickle hyper-parameters; the file's sha256 is checked
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # Lightning checkpoints pickle hyper-parameters; the sha256 is checked
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch/pickle raise many types for a file that is no checkpoint
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise WeightsUnavailable(
+            f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {reason}); {hint}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise WeightsUnavailable(f"{path} does not hold a state_dict (got {type(obj).__name__})")
+        raise WeightsUnavailable(f"{path} does not hold a state_dict (got {type(obj).__name__}); {hint}")
     return obj
 
 

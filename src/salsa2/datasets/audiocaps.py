@@ -23,8 +23,17 @@ from salsa2.download import DownloadError, Remote, fetch
 
 log = logging.getLogger(__name__)
 
-GITHUB = "https://raw.githubusercontent.com/cdjkim/audiocaps/master"
+# pinned to the commit whose CSVs the checksums below were computed from (github.com/cdjkim/audiocaps d004db3)
+GITHUB = "https://raw.githubusercontent.com/cdjkim/audiocaps/d004db3ea1b01cf4fd0347dd8d27db90cadc8809"
 VERSION_DIRS = {"v1": "dataset", "v2": "dataset2.0"}
+# (sha256, bytes) of the caption CSVs at that commit; v2 train.csv is not known here: recorded on first download
+CSV_CHECKSUMS = {
+    ("v1", "train"): ("c0c5223db682b3bf724ce7e7ce58d5b36929f74572e8526a7211f92d2eef7c8e", 3576723),
+    ("v1", "val"): ("dab1c96641d5f3053ddb99dca3949450da9a75737bda53e11cc0aa8b102be0c3", 171918),
+    ("v1", "test"): ("b91c4b7ded2f4f6e7db5b9c4983dc1e1dca3d556f505b61e3fd65cac7e1c638a", 402246),
+    ("v2", "val"): ("dfdd0f83c70fb818fbb86dcba42754abfb97f7774d811fff91a1c89d84d868c5", 169508),
+    ("v2", "test"): ("365c8a8a71c9070a8d5dba5dd44f3a781f906632a49cb82b38bebaaa8f3c5ccb", 397498),
+}
 SPLITS = {"train": "train", "val": "val", "test": "test"}  # csv name -> our split
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
@@ -88,7 +97,9 @@ def prepare_audiocaps(
             raise ValueError(f"audiocaps: unknown split {csv_name!r}; use some of {list(SPLITS)}")
         csv_path = root_path / "csv" / f"{csv_name}.csv"
         if download:
-            fetch(Remote(csv_path.name, f"{base.rstrip('/')}/{csv_path.name}"), csv_path.parent)
+            sha256, size = CSV_CHECKSUMS.get((version, csv_name), (None, None)) if base_url is None else (None, None)
+            fetch(Remote(csv_path.name, f"{base.rstrip('/')}/{csv_path.name}", sha256=sha256, size=size),
+                  csv_path.parent)
         if not csv_path.exists():
             raise FileNotFoundError(f"{csv_path}: AudioCaps caption CSV missing; run with download: true")
         for (ytid, start), captions in tqdm(read_csv(csv_path).items(), desc=f"audiocaps {csv_name}", unit="clip"):

@@ -19,7 +19,10 @@ from salsa2.datasets.base import Clip, Prepared, prepare_clips, reject
 from salsa2.download import DownloadError, Remote, fetch
 from salsa2.text_norm import clean_caption
 
-CSV_URL = "https://raw.githubusercontent.com/microsoft/WavText5K/main/WavText5K.csv"
+# pinned to github.com/microsoft/WavText5K 7f1243b, whose CSV has this sha256 and size; the clips (hosted by
+# their sound sites) publish no checksum: each one's sha256 and size are recorded on first download
+CSV_URL = "https://raw.githubusercontent.com/microsoft/WavText5K/7f1243befcba524009655747f5088b1573b7db95/WavText5K.csv"
+CSV_SHA256, CSV_SIZE = "a1ebe32c6e97aeb27a99bf5fb79a155c3f4a1924f56a9d0e9e37706e4f553b5d", 1491242
 COLUMNS = ("download_link", "title", "description", "fname")
 
 
@@ -46,7 +49,9 @@ def prepare_wavtext5k(
     root_path = Path(root)
     csv_path = root_path / "WavText5K.csv"
     if download:
-        fetch(Remote(csv_path.name, csv_url), root_path)
+        pinned = csv_url == CSV_URL
+        fetch(Remote(csv_path.name, csv_url, sha256=CSV_SHA256 if pinned else None, size=CSV_SIZE if pinned else None),
+              root_path)
     if not csv_path.exists():
         raise FileNotFoundError(f"{csv_path}: WavText5K metadata missing; run with download: true")
     with open(csv_path, newline="", encoding="utf-8") as f:
