@@ -50,13 +50,16 @@ def lr_factor(progress: float, warmup: float, total: float, end_factor: float) -
 
 def param_groups(model: DualEncoder, loss_fn: nn.Module, audio_lr: float, text_lr: float, head_lr: float,
                  loss_lr: float) -> list[dict]:
-    """One Adam group per module with its own rate (seed 000: encoders and t, b have their own rates)."""
+    """One Adam group per module with its own rate (seed 000: encoders and t, b have their own rates).
+
+    The heads group holds the projections and the TAP pooling (seed 000 sec. 3.6), at the heads' rate.
+    """
     groups = [
         {"name": "audio_encoder", "params": list(model.audio_encoder.parameters()), "lr": audio_lr},
         {"name": "text_encoder", "params": [p for p in model.text_encoder.parameters() if p.requires_grad],
          "lr": text_lr},
-        {"name": "heads", "params": list(model.audio_proj.parameters()) + list(model.text_proj.parameters()),
-         "lr": head_lr},
+        {"name": "heads", "params": [p for m in (model.audio_proj, model.text_proj, model.tap) if m is not None
+                                     for p in m.parameters() if p.requires_grad], "lr": head_lr},
         {"name": "loss", "params": list(loss_fn.parameters()), "lr": loss_lr},
     ]
     for g in groups:
