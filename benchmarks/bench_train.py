@@ -191,12 +191,13 @@ def main(argv: list[str] | None = None) -> dict:
         positives = batch.positives.to(dev)
         inputs = text_inputs[batch.captions[cols]].to(dev)
 
-        def run(m, loss_module):
+        def run(m, loss_module, mel=mel, lengths=lengths, rows=rows, inputs=inputs, counts=counts,
+                text_counts=shard_counts(len(batch.captions), ctx), positives=positives):
             with amp.autocast():
                 audio = m.encode_audio(mel[rows], lengths[rows])
                 feats = inputs if args.text == "features" else m.text_encoder(inputs)
                 text = m.encode_text_features(feats)
-            text = gather_rows(text.float(), ctx, shard_counts(len(batch.captions), ctx))
+            text = gather_rows(text.float(), ctx, text_counts)
             return loss_module(m.similarity(gather_rows(audio.float(), ctx, counts), text), positives)
 
         sync = step % 2 == 0 or ctx.world_size == 1

@@ -82,7 +82,8 @@ class TrainParams:
     fp32 on CPU); ``accumulate`` k > 1 steps the optimizer once every k batches on the mean of their
     losses. Each batch keeps its own in-batch negatives, so this averages k contrastive losses of ``batch_size``
     (it does not make a k times larger contrastive batch; for that, spread the batch over GPUs with
-    torchrun). ``device``: auto (CUDA when present) | cpu | cuda. ``nproc``, ``compile``, ``prefetch``, ``ddp_*``: docs/scale.md.
+    torchrun). ``device``: auto (CUDA when present) | cpu | cuda. ``nproc``, ``compile``, ``prefetch``,
+    ``ddp_*``: docs/scale.md.
     ``resume``: checkpoint every epoch and continue a killed run. ``targets`` (stage 2): how C-hat is
     stored, dense | embeddings | auto (dense up to ``salsa2.targets.DENSE_MAX_ENTRIES`` entries).
     """

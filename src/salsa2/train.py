@@ -24,7 +24,7 @@ from salsa2.augment import (
     mixco_loss,
 )
 from salsa2.config import TrainParams
-from salsa2.data import RetrievalData, num_batches
+from salsa2.data import Batch, RetrievalData, num_batches
 from salsa2.distributed import (DistContext, check_batch_sizes, current, gather_rows, no_sync, prepare_model, shard,
                                 shard_counts, wrap)
 from salsa2.embed import model_scores
@@ -149,6 +149,48 @@ def compile_encoders(model: DualEncoder, backend: str) -> None:
         inner.compile(backend=backend)
 
 
+@dataclass
+class StepInputs:
+    """One global batch on this rank (its shard ``rows``/``cols``) and what its loss terms depend on."""
+
+    batch: Batch
+    mel: torch.Tensor
+    lengths: torch.Tensor
+    rows: slice
+    cols: slice
+    ctx: DistContext
+    amp: MixedPrecision
+    data: RetrievalData
+    text_features: TextFeatureStore | None
+    augment: AugmentParams
+    aug_gen: torch.Generator
+    views: MaskedViewBank | None
+    aug_rng: np.random.Generator
+    teacher: TargetProvider | None
+
+    def terms(self, m: DualEncoder, loss_fn: nn.Module) -> dict[str, torch.Tensor]:
+        """The step's loss terms; runs inside the (DDP-wrapped) ``TrainStep`` forward."""
+        batch, ctx, dev, amp = self.batch, self.ctx, self.mel.device, self.amp
+        counts = shard_counts(len(batch.audio), ctx)
+        positives = batch.positives.to(dev)
+        with amp.autocast():
+            side = m.encode_audio_side(self.mel[self.rows], self.lengths[self.rows])
+            text = batch_text(m, self.data, batch.captions[self.cols], self.text_features, self.augment,
+                              self.aug_gen, self.views, self.aug_rng)
+        text = gather_rows(text.float(), ctx, shard_counts(len(batch.captions), ctx))
+        sim = global_similarity(m, side, text, ctx, counts)
+        targets = _to_device(self.teacher.block(batch.audio, batch.captions), dev) if self.teacher is not None else None
+        terms = loss_fn(sim, positives, targets)
+        if self.augment.mixco:  # seed 004 eqs. 8-12: every rank mixes the whole batch, encodes its share
+            partner, lam = draw_mixing(len(batch.audio), self.aug_rng)
+            mixed_mel, mixed_len = mix_logmel(self.mel, self.lengths, partner, lam, m.frontend.log_offset)
+            with amp.autocast():
+                mixed = m.encode_audio_side(mixed_mel[self.rows], mixed_len[self.rows])
+            terms["mixco_loss"] = mixco_loss(global_similarity(m, mixed, text, ctx, counts), positives, partner, lam,
+                                             self.augment.mixco_tau)
+        return terms
+
+
 def _to_device(targets, device: torch.device):
     """A target block, or a dict of named blocks (salsa2.targets.TargetBlocks), on ``device``."""
     if isinstance(targets, dict):
@@ -231,32 +273,12 @@ def fit(
             # Every process holds the whole global batch (same RNG draws) and encodes its own share.
             mel, lengths = to_device(loaded.mel, dev), to_device(loaded.lengths, dev)
             rows, cols = shard(len(batch.audio), ctx), shard(len(batch.captions), ctx)
-            counts = shard_counts(len(batch.audio), ctx)
-            positives = batch.positives.to(dev)
-
-            def run(m: DualEncoder, loss_module: nn.Module) -> dict[str, torch.Tensor]:
-                """One step's loss terms; called through the (DDP-wrapped) TrainStep forward."""
-                with amp.autocast():
-                    side = m.encode_audio_side(mel[rows], lengths[rows])
-                    text = batch_text(m, train, batch.captions[cols], text_features, augment, aug_gen, views,
-                                      aug_rng)
-                text = gather_rows(text.float(), ctx, shard_counts(len(batch.captions), ctx))
-                sim = global_similarity(m, side, text, ctx, counts)
-                targets = _to_device(teacher.block(batch.audio, batch.captions), dev) if teacher is not None else None
-                terms = loss_module(sim, positives, targets)
-                if augment.mixco:  # seed 004 eqs. 8-12: every rank mixes the whole batch, encodes its share
-                    partner, lam = draw_mixing(len(batch.audio), aug_rng)
-                    mixed_mel, mixed_len = mix_logmel(mel, lengths, partner, lam, m.frontend.log_offset)
-                    with amp.autocast():
-                        mixed = m.encode_audio_side(mixed_mel[rows], mixed_len[rows])
-                    terms["mixco_loss"] = mixco_loss(global_similarity(m, mixed, text, ctx, counts), positives,
-                                                     partner, lam, augment.mixco_tau)
-                return terms
-
+            step_inputs = StepInputs(batch, mel, lengths, rows, cols, ctx, amp, train, text_features, augment,
+                                     aug_gen, views, aug_rng, teacher)
             group_start = step - step % accumulate
             sync = step + 1 == steps or (step + 1) % accumulate == 0
             with no_sync(runner, sync):  # DDP all-reduces gradients in the backward of a group's last batch
-                terms = runner(run)
+                terms = runner(step_inputs.terms)
                 loss = total_loss(terms)
                 amp.backward(loss / min(accumulate, steps - group_start))
             if sync:
