@@ -27,14 +27,14 @@ def main(root: str, out_dir: str) -> None:
     logging.basicConfig(level=logging.INFO)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    iterate = train_mod.iterate_batches
+    iterate = train_mod.epoch_batches
 
     def counting_iterate(*args, **kwargs):  # called once per epoch actually trained here
         with open(out / "trained.log", "a") as f:
             f.write("epoch\n")
         return iterate(*args, **kwargs)
 
-    train_mod.iterate_batches = counting_iterate
+    train_mod.epoch_batches = counting_iterate
 
     def on_epoch(epoch: int, record: dict) -> None:
         with open(out / "logged.log", "a") as f:

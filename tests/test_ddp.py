@@ -1,7 +1,9 @@
-"""Two gloo processes on CPU train exactly like one process on the same global batch (salsa2.distributed)."""
+"""Two gloo processes (DistributedDataParallel + differentiable all-gather) train exactly like one process on the
+same global batch (salsa2.distributed): NT-Xent, sigmoid (learnable t, b), TAP, Mixco, accumulation."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -10,24 +12,41 @@ import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
 
+from salsa2.augment import AugmentParams
 from salsa2.config import TrainParams
-from salsa2.distributed import DistContext, gather_rows, shard
+from salsa2.distributed import DistContext, check_batch_sizes, gather_rows, launch_command, shard, shard_counts
 from salsa2.losses import LOSSES
+from salsa2.model import DualEncoder
 from salsa2.train import fit
-from tiny import tiny_data, tiny_model
+from tiny import FakeTextEncoder, tiny_data, tiny_model
 
 CFG = TrainParams(epochs=2, batch_size=8, lr=3e-3, lr_min=1e-4, warmup_epochs=0.5, device="cpu", resume=False)
-LOSS_NAMES = ("nt_xent", "sigmoid")  # sigmoid has learnable t, b: gradients averaged, not summed
+# name -> (loss, pooling, mixco, accumulate); sigmoid has learnable t, b (every rank computes them in full)
+CASES = {"nt_xent": ("nt_xent", "mean", False, 1), "sigmoid": ("sigmoid", "mean", False, 1),
+         "tap": ("nt_xent", "tap", False, 1), "mixco": ("nt_xent", "mean", True, 2)}
+LOSS_NAMES = tuple(CASES)
 
 
-def _train(loss_name: str, ctx: DistContext) -> dict:
+def _model(pooling: str) -> DualEncoder:
+    model = tiny_model()
+    if pooling == "mean":
+        return model
+    torch.manual_seed(1)
+    cfg = dataclasses.replace(model.cfg, pooling="tap", pooling_kwargs={"proj_dim": 16, "dropout": 0.0})
+    tap = DualEncoder(cfg, audio_encoder=model.audio_encoder, text_encoder=FakeTextEncoder())
+    tap.load_state_dict(model.state_dict(), strict=False)
+    return tap
+
+
+def _train(case: str, ctx: DistContext) -> dict:
+    loss_name, pooling, mixco, accumulate = CASES[case]
     train, store = tiny_data(26, seed=0)  # 26 clips: batches of 8, 8, 8, 2 (uneven shards)
     val, val_store = tiny_data(10, seed=1, prefix="v")
     store.row.update({c: len(store.features) + i for c, i in val_store.row.items()})
     store.features = np.concatenate([store.features, val_store.features])
-    model, loss_fn = tiny_model(), LOSSES.build(loss_name)
-    result = fit(model, loss_fn, train, val, CFG, audio_lr=1e-3, text_lr=0.0, text_features=store, seed=0,
-                 dist=ctx)
+    model, loss_fn = _model(pooling), LOSSES.build(loss_name)
+    result = fit(model, loss_fn, train, val, dataclasses.replace(CFG, accumulate=accumulate), audio_lr=1e-3,
+                 text_lr=0.0, text_features=store, seed=0, dist=ctx, augment=AugmentParams(mixco=mixco))
     return {"history": result.history, "model": {k: v.clone() for k, v in model.state_dict().items()},
             "loss": {k: v.clone() for k, v in loss_fn.state_dict().items()}}
 
@@ -52,6 +71,25 @@ def test_shard_covers_every_row_once():
 def test_gather_is_identity_for_one_process():
     x = torch.randn(3, 4, requires_grad=True)
     assert gather_rows(x, DistContext()) is x
+    assert shard_counts(5, DistContext(0, 2)) == (3, 2)
+
+
+def test_batches_too_small_for_the_processes_are_refused():
+    check_batch_sizes(26, 8, DistContext(0, 2))  # smallest batch 2: one row each
+    with pytest.raises(ValueError, match="batch of 1 items cannot be split over 2 processes"):
+        check_batch_sizes(25, 8, DistContext(0, 2))
+
+
+def test_launch_command_reexecs_under_torchrun(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert launch_command(1, ["stages/train.py", "1", "cnn"]) is None
+    cmd = launch_command(2, ["stages/train.py", "1", "cnn"])
+    assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "stages/train.py", "1",
+                       "cnn"]
+    monkeypatch.setenv("WORLD_SIZE", "2")  # already a torchrun worker: no second launch
+    assert launch_command(2, ["stages/train.py"]) is None
+    with pytest.raises(ValueError, match="nproc must be >= 1"):
+        launch_command(0, [])
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
@@ -79,3 +117,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
                 torch.testing.assert_close(got["loss"][key], value, atol=2e-5, rtol=1e-4, msg=key)
         # training moved the weights (the comparison is not between two untouched models)
         assert not torch.allclose(single["model"]["audio_proj.weight"], tiny_model().state_dict()["audio_proj.weight"])
+        if name == "mixco":
+            assert "train/mixco_loss" in single["history"][0]
+
+
+def test_optimizer_holds_every_trained_parameter():
+    from salsa2.train import param_groups
+
+    for pooling in ("mean", "tap"):
+        model, loss_fn = _model(pooling), LOSSES.build("sigmoid")
+        grouped = {id(p) for g in param_groups(model, loss_fn, 1e-3, 1e-3, 1e-3, 1e-1) for p in g["params"]}
+        trained = {id(p) for m in (model, loss_fn) for p in m.parameters() if p.requires_grad}
+        assert grouped == trained and len(trained) > 0

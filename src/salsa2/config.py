@@ -87,10 +87,12 @@ class TrainParams:
     (an epoch visits every caption once; as in seed 002).
 
     Scale (``salsa2.amp``, ``salsa2.distributed``, ``salsa2.resume``, ``salsa2.targets``): ``precision``
-    fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only); ``accumulate`` k > 1 steps the optimizer
-    once every k batches on the mean of their losses. Each batch keeps its own in-batch negatives, so this
-    averages k contrastive losses of ``batch_size`` (it does not make a k times larger contrastive batch;
-    for that, spread the batch over GPUs with torchrun). ``device``: auto (CUDA when present) | cpu | cuda.
+    auto | fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only; auto: bf16, else fp16, on CUDA,
+    fp32 on CPU); ``accumulate`` k > 1 steps the optimizer once every k batches on the mean of their
+    losses. Each batch keeps its own in-batch negatives, so this averages k contrastive losses of ``batch_size``
+    (it does not make a k times larger contrastive batch; for that, spread the batch over GPUs with
+    torchrun). ``device``: auto (CUDA when present) | cpu | cuda. ``nproc``, ``compile``, ``prefetch``,
+    ``ddp_*``: docs/scale.md.
     ``resume``: checkpoint every epoch and continue a killed run. ``targets`` (stage 2): how C-hat is
     stored, dense | embeddings | auto (dense up to ``salsa2.targets.DENSE_MAX_ENTRIES`` entries).
     """
@@ -109,9 +111,14 @@ class TrainParams:
     sup_weight: float = 1.0
     teachers: str | list = "all"
     targets: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     accumulate: int = 1
     device: str = "auto"
+    nproc: int = 1               # processes (GPUs) of the job; > 1: stages/train.py re-runs itself under torchrun
+    compile: str = "none"        # none | a torch.compile backend (inductor on GPUs; eager/aot_eager to debug)
+    prefetch: int = 2            # batches collated ahead in a thread (0: in line); same batches either way
+    ddp_find_unused: bool = False  # DDP find_unused_parameters (a parameter may get no gradient in a step)
+    ddp_static_graph: bool = False  # DDP static_graph (the same autograd graph every step)
     resume: bool = True
     relevance_weight: float = 0.0  # stage 2: share of ListNet (caption-relevance) targets in L_dist
 

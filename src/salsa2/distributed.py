@@ -3,26 +3,32 @@
 How a step is split (``salsa2.train.fit``): every process draws the same sequence of *global* batches
 (same seed), takes its contiguous share of the batch's clips and of its captions (``shard``, like a
 DistributedSampler applied inside each batch), and encodes only those. ``gather_rows`` all-gathers the
-embeddings so that every process holds the whole (A, T) similarity of the global batch: the negatives
-span all processes and the loss equals the one-process loss on the same global batch. Gradients reach
-a process's own rows only; ``sync_gradients`` then sums the model's gradients over processes (the sum
-of the per-rank partial gradients is the full gradient) and averages those of parameters every process
-computes in full (the loss's own t, b).
+embeddings (for TAP: the rows of the similarity) with a differentiable all-gather, so every process holds
+the whole (A, T) similarity of the global batch: the negatives span all processes and the loss equals the
+one-process loss on the same global batch.
 
-This is what DistributedDataParallel does, written out: the model is used through ``encode_audio`` /
-``encode_text_features`` rather than ``forward``, and a frozen text encoder leaves parameters unused,
-both of which DDP's reducer handles badly. Batch norm statistics stay per process on CPU/gloo (as in
-plain DDP); on CUDA ``prepare_model`` converts them to SyncBatchNorm.
+Gradients: every process computes the same loss L. The all-gather's backward sums the incoming gradients
+of every process and keeps this process's rows (W dL/dx_r for W processes), so the parameters' local
+gradients are W times this process's share of dL/dtheta; DistributedDataParallel then averages them
+over processes, which gives the full gradient sum_r (share r) = dL/dtheta (the loss's own t, b, computed
+in full everywhere, get the average of W equal gradients). DDP wraps ``TrainStep`` (model + loss), whose
+``forward`` runs the step, so the encoders are called inside the DDP forward and DDP's bucketed
+all-reduce overlaps with the backward pass. Options: ``find_unused_parameters`` (parameters that may get
+no gradient in a step) and ``static_graph`` (the same graph every step) from ``stage1/stage2.ddp_*``.
 
-Launch: ``torchrun --nproc-per-node 2 stages/train.py 1 cnn`` (every rank reads the same params; rank 0
-logs, checkpoints and writes the model).
+BatchNorm: SyncBatchNorm on CUDA (``prepare_model``); on CPU/gloo per-process statistics, rank 0's buffers
+broadcast by DDP at every forward. Launch: ``stage1.nproc: N`` makes ``stages/train.py`` re-execute itself
+through ``torch.distributed.run`` (``launch_command``); rank 0 logs, checkpoints and writes the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from collections.abc import Iterable
 
 import torch
 import torch.distributed as tdist
@@ -85,51 +91,85 @@ def shard(n: int, ctx: DistContext) -> slice:
     return slice(start, start + base + (ctx.rank < extra))
 
 
-def gather_rows(x: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """Concatenate every rank's ``x`` (rows may differ in number) in rank order; gradient flows to this rank's rows.
+class _GatherRows(torch.autograd.Function):
+    """All-gather rows of unequal count (padded to the largest); backward sums over ranks, keeps own rows."""
+
+    @staticmethod
+    def forward(fctx, x: torch.Tensor, counts: tuple[int, ...], rank: int) -> torch.Tensor:  # type: ignore[override]
+        fctx.counts, fctx.rank = counts, rank
+        padded = x.new_zeros((max(counts), *x.shape[1:]))
+        padded[: x.shape[0]] = x
+        parts = [torch.empty_like(padded) for _ in counts]
+        tdist.all_gather(parts, padded)
+        return torch.cat([p[:c] for p, c in zip(parts, counts)])
+
+    @staticmethod
+    def backward(fctx, grad: torch.Tensor):  # type: ignore[override]
+        total = grad.contiguous().clone()
+        tdist.all_reduce(total)  # every rank's loss reaches my rows through its copy of them
+        start = sum(fctx.counts[: fctx.rank])
+        return total[start : start + fctx.counts[fctx.rank]], None, None
+
+
+def shard_counts(n: int, ctx: DistContext) -> tuple[int, ...]:
+    """How many of ``n`` rows every rank holds (``shard``'s sizes, in rank order)."""
+    return tuple(len(range(n)[shard(n, DistContext(r, ctx.world_size))]) for r in range(ctx.world_size))
+
+
+def gather_rows(x: torch.Tensor, ctx: DistContext, counts: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Concatenate every rank's ``x`` in rank order, differentiably (see the module docstring for the gradient).
 
     Args:
-        x: (n_rank, D) this rank's rows.
+        x: (n_rank, ...) this rank's rows.
+        counts: every rank's row count if known (``shard_counts``); otherwise one extra all-gather finds them.
     Returns:
-        (sum n_rank, D), identical on every rank except that only the local rows carry autograd history.
+        (sum n_rank, ...), identical on every rank.
     """
     if ctx.world_size == 1:
         return x
-    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(ctx.world_size)]
-    tdist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
-    counts = [int(s.item()) for s in sizes]
-    width = max(counts)
-    padded = torch.zeros((width, *x.shape[1:]), dtype=x.dtype, device=x.device)
-    padded[: x.shape[0]] = x.detach()
-    parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
-    tdist.all_gather(parts, padded)
-    rows = [p[:c] for p, c in zip(parts, counts)]
-    rows[ctx.rank] = x
-    return torch.cat(rows)
+    if counts is None:
+        sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(ctx.world_size)]
+        tdist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
+        counts = tuple(int(s.item()) for s in sizes)
+    if counts[ctx.rank] != x.shape[0]:
+        raise ValueError(f"gather_rows: rank {ctx.rank} holds {x.shape[0]} rows, counts say {counts[ctx.rank]}")
+    return _GatherRows.apply(x.contiguous(), tuple(counts), ctx.rank)
 
 
-def _reduce(params: Iterable[nn.Parameter], ctx: DistContext, average: bool) -> None:
-    params = [p for p in params if p.requires_grad]
-    if not params:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    tdist.all_reduce(flat)
-    if average:
-        flat /= ctx.world_size
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone()
-        offset += n
+class TrainStep(nn.Module):
+    """The model and the loss as one module, so that DDP sees every trained parameter (encoders, heads, t, b).
+
+    ``forward(step)`` returns ``step(model, loss_fn)``: the training step (encode, gather, loss terms) runs
+    inside the (DDP-wrapped) forward.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, step: Callable[[nn.Module, nn.Module], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return step(self.model, self.loss_fn)
 
 
-def sync_gradients(model: nn.Module, loss_fn: nn.Module, ctx: DistContext) -> None:
-    """Sum the model's gradients over ranks (each holds the part through its own rows); average the loss's."""
+def wrap(model: nn.Module, loss_fn: nn.Module, ctx: DistContext, *, find_unused_parameters: bool = False,
+         static_graph: bool = False) -> nn.Module:
+    """``TrainStep(model, loss_fn)``, under DistributedDataParallel when the job has several processes."""
+    step = TrainStep(model, loss_fn)
     if ctx.world_size == 1:
-        return
-    _reduce(model.parameters(), ctx, average=False)
-    _reduce(loss_fn.parameters(), ctx, average=True)
+        return step
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(step, device_ids=ids, find_unused_parameters=find_unused_parameters,
+                                   static_graph=static_graph)
+
+
+def no_sync(step: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    """DDP's ``no_sync`` for the micro-batches of an accumulation group that do not step the optimizer."""
+    if sync or not hasattr(step, "no_sync"):
+        return contextlib.nullcontext()
+    return step.no_sync()
 
 
 def prepare_model(model: nn.Module, ctx: DistContext) -> nn.Module:
@@ -142,3 +182,30 @@ def prepare_model(model: nn.Module, ctx: DistContext) -> nn.Module:
 def barrier(ctx: DistContext) -> None:
     if ctx.world_size > 1:
         tdist.barrier()
+
+
+def launch_command(nproc: int, argv: list[str], standalone: bool = True) -> list[str] | None:
+    """The command that re-runs ``argv`` (a script and its arguments) under torchrun with ``nproc`` processes.
+
+    None when no re-launch is needed: ``nproc`` <= 1, or this process already belongs to a job (WORLD_SIZE).
+    ``--standalone`` picks a free rendezvous port on this machine (one node).
+    """
+    if nproc < 1:
+        raise ValueError(f"nproc must be >= 1 (processes of the training job), got {nproc}")
+    if nproc == 1 or "WORLD_SIZE" in os.environ:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", *(["--standalone"] if standalone else []),
+            f"--nproc-per-node={nproc}", *argv]
+
+
+def describe(cmd: list[str]) -> str:
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def check_batch_sizes(n_items: int, batch_size: int, ctx: DistContext) -> None:
+    """Every batch (``salsa2.data._bucketed``: chunks of 8 batches, the last of each may be short) must give
+    every rank at least one row; otherwise raise before training starts."""
+    smallest = (n_items % (8 * batch_size)) % batch_size or batch_size
+    if ctx.world_size > 1 and min(smallest, n_items) < ctx.world_size:
+        raise ValueError(f"a batch of {smallest} items cannot be split over {ctx.world_size} processes "
+                         f"({n_items} training items, batch_size {batch_size}); change batch_size or nproc")

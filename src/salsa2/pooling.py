@@ -36,6 +36,7 @@ class TextAwarePooling(nn.Module):
         self.norm_audio = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, proj_dim)
         self.k = nn.Linear(dim, proj_dim)
+        self.k.bias.requires_grad_(False)  # cancels in the softmax (see pool): never has a gradient, never trained
         self.v = nn.Linear(dim, proj_dim)
         self.o = nn.Linear(proj_dim, dim)
         self.norm_out = nn.LayerNorm(dim)

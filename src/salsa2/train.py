@@ -24,12 +24,14 @@ from salsa2.augment import (
     mixco_loss,
 )
 from salsa2.config import TrainParams
-from salsa2.data import RetrievalData, collate_mels, iterate_batches, num_batches
-from salsa2.distributed import DistContext, current, gather_rows, prepare_model, shard, sync_gradients
+from salsa2.data import Batch, RetrievalData, num_batches
+from salsa2.distributed import (DistContext, check_batch_sizes, current, gather_rows, no_sync, prepare_model, shard,
+                                shard_counts, wrap)
 from salsa2.embed import model_scores
+from salsa2.loader import Prefetcher, epoch_batches, to_device
 from salsa2.losses import total_loss
 from salsa2.metrics import bidirectional_metrics
-from salsa2.model import DualEncoder
+from salsa2.model import AudioSide, DualEncoder
 from salsa2.resume import Checkpointer
 from salsa2.targets import TargetProvider
 from salsa2.text_features import TextFeatureStore
@@ -57,13 +59,16 @@ def lr_factor(progress: float, warmup: float, total: float, end_factor: float, c
 
 def param_groups(model: DualEncoder, loss_fn: nn.Module, audio_lr: float, text_lr: float, head_lr: float,
                  loss_lr: float) -> list[dict]:
-    """One Adam group per module with its own rate (seed 000: encoders and t, b have their own rates)."""
+    """One Adam group per module with its own rate (seed 000: encoders and t, b have their own rates).
+
+    The heads group holds the projections and the TAP pooling (seed 000 sec. 3.6), at the heads' rate.
+    """
     groups = [
         {"name": "audio_encoder", "params": list(model.audio_encoder.parameters()), "lr": audio_lr},
         {"name": "text_encoder", "params": [p for p in model.text_encoder.parameters() if p.requires_grad],
          "lr": text_lr},
-        {"name": "heads", "params": list(model.audio_proj.parameters()) + list(model.text_proj.parameters()),
-         "lr": head_lr},
+        {"name": "heads", "params": [p for m in (model.audio_proj, model.text_proj, model.tap) if m is not None
+                                     for p in m.parameters() if p.requires_grad], "lr": head_lr},
         {"name": "loss", "params": list(loss_fn.parameters()), "lr": loss_lr},
     ]
     for g in groups:
@@ -129,6 +134,72 @@ def batch_text(model: DualEncoder, data: RetrievalData, captions: np.ndarray, te
     return model.encode_text([data.texts[c] for c in captions])
 
 
+def global_similarity(model: DualEncoder, side: AudioSide, text: torch.Tensor, ctx: DistContext,
+                      counts: tuple[int, ...]) -> torch.Tensor:
+    """(A, T) similarity of the global batch from this rank's clips and all captions ``text`` (T, D).
+
+    Mean pooling gathers the clip embeddings; TAP (caption-dependent) computes this rank's rows against
+    every caption and gathers the rows (``salsa2.distributed.gather_rows``; identity in one process).
+    """
+    if side.embedding is not None:
+        return model.similarity(gather_rows(side.embedding.float(), ctx, counts), text)
+    assert side.tokens is not None and side.weights is not None
+    local = AudioSide(tokens=side.tokens.float(), weights=side.weights.float())
+    return gather_rows(model.similarity(local, text), ctx, counts)
+
+
+def compile_encoders(model: DualEncoder, backend: str) -> None:
+    """``torch.compile`` the audio encoder and a trainable text transformer in place (state_dict keys unchanged)."""
+    if backend == "none":
+        return
+    model.audio_encoder.compile(backend=backend)
+    inner = getattr(model.text_encoder, "model", None)
+    if isinstance(inner, nn.Module) and not model.text_encoder.frozen:
+        inner.compile(backend=backend)
+
+
+@dataclass
+class StepInputs:
+    """One global batch on this rank (its shard ``rows``/``cols``) and what its loss terms depend on."""
+
+    batch: Batch
+    mel: torch.Tensor
+    lengths: torch.Tensor
+    rows: slice
+    cols: slice
+    ctx: DistContext
+    amp: MixedPrecision
+    data: RetrievalData
+    text_features: TextFeatureStore | None
+    augment: AugmentParams
+    aug_gen: torch.Generator
+    views: MaskedViewBank | None
+    aug_rng: np.random.Generator
+    teacher: TargetProvider | None
+
+    def terms(self, m: DualEncoder, loss_fn: nn.Module) -> dict[str, torch.Tensor]:
+        """The step's loss terms; runs inside the (DDP-wrapped) ``TrainStep`` forward."""
+        batch, ctx, dev, amp = self.batch, self.ctx, self.mel.device, self.amp
+        counts = shard_counts(len(batch.audio), ctx)
+        positives = batch.positives.to(dev)
+        with amp.autocast():
+            side = m.encode_audio_side(self.mel[self.rows], self.lengths[self.rows])
+            text = batch_text(m, self.data, batch.captions[self.cols], self.text_features, self.augment,
+                              self.aug_gen, self.views, self.aug_rng)
+        text = gather_rows(text.float(), ctx, shard_counts(len(batch.captions), ctx))
+        sim = global_similarity(m, side, text, ctx, counts)
+        targets = _to_device(self.teacher.block(batch.audio, batch.captions), dev) if self.teacher is not None else None
+        terms = loss_fn(sim, positives, targets)
+        if self.augment.mixco:  # seed 004 eqs. 8-12: every rank mixes the whole batch, encodes its share
+            partner, lam = draw_mixing(len(batch.audio), self.aug_rng)
+            mixed_mel, mixed_len = mix_logmel(self.mel, self.lengths, partner, lam, m.frontend.log_offset)
+            with amp.autocast():
+                mixed = m.encode_audio_side(mixed_mel[self.rows], mixed_len[self.rows])
+            terms["mixco_loss"] = mixco_loss(global_similarity(m, mixed, text, ctx, counts), positives, partner, lam,
+                                             self.augment.mixco_tau)
+        return terms
+
+
 def _to_device(targets, device: torch.device):
     """A target block, or a dict of named blocks (salsa2.targets.TargetBlocks), on ``device``."""
     if isinstance(targets, dict):
@@ -166,15 +237,14 @@ def fit(
     dev = ctx.device
     model = prepare_model(model, ctx)
     loss_fn.to(dev)
+    compile_encoders(model, cfg.compile)
     augment = augment or AugmentParams()
     aug_rng = np.random.default_rng([seed, 4])  # augmentation draws leave the batch order untouched
     aug_gen = torch.Generator().manual_seed(seed + 4)
     views = (MaskedViewBank(model.text_encoder, train.texts, augment.text_mask, augment.text_mask_views, aug_gen)
              if augment.text_mask > 0 and augment.text_mask_views > 0 else None)
-    if ctx.world_size > 1 and (model.tap is not None or augment.mixco):
-        raise ValueError("pooling: tap and augment.mixco run in a single process; multi-process training gathers "
-                         "clip embeddings, which TAP (caption-dependent) and Mixco (mixed pairs) do not have")
     batch_size = batch_size or cfg.batch_size
+    check_batch_sizes(len(train.audio_ids) if cfg.layout == "clips" else len(train.caption_ids), batch_size, ctx)
     groups = param_groups(model, loss_fn, audio_lr, text_lr if not model.text_encoder.frozen else 0.0, cfg.lr,
                           cfg.loss_lr)
     optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -193,6 +263,7 @@ def fit(
             for record in state.best.history:  # the logger's earlier epochs were deleted with the stage's outs
                 on_epoch(record["epoch"], record)
     best = state.best
+    runner = wrap(model, loss_fn, ctx, find_unused_parameters=cfg.ddp_find_unused, static_graph=cfg.ddp_static_graph)
     for epoch in range(state.epoch, cfg.epochs):
         model.train()
         if model.text_encoder.frozen:
@@ -200,37 +271,26 @@ def fit(
         loss_fn.train()
         sums: dict[str, float] = {}
         start = time.time()
-        bar = tqdm(iterate_batches(train, batch_size, cfg.layout, rng), total=steps, desc=f"epoch {epoch}",
-                   unit="batch", leave=False, disable=not ctx.is_main)
-        for step, batch in enumerate(bar):
+        loader = Prefetcher(epoch_batches(train, batch_size, cfg.layout, rng, max_frames), cfg.prefetch,
+                            pin=dev.type == "cuda")
+        bar = tqdm(loader, total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not ctx.is_main)
+        for step, loaded in enumerate(bar):
+            batch = loaded.batch
             factor = lr_factor(epoch + step / steps, cfg.warmup_epochs, cfg.epochs, end_factor, cfg.cosine_epochs)
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * factor
-            # Every process collates the whole global batch (same RNG draws), then encodes its own share.
-            mel, lengths = collate_mels([train.mel(i) for i in batch.audio], max_frames, rng)
+            # Every process holds the whole global batch (same RNG draws) and encodes its own share.
+            mel, lengths = to_device(loaded.mel, dev), to_device(loaded.lengths, dev)
             rows, cols = shard(len(batch.audio), ctx), shard(len(batch.captions), ctx)
-            with amp.autocast():
-                if model.tap is None:
-                    audio = gather_rows(model.encode_audio(mel[rows].to(dev), lengths[rows].to(dev)).float(), ctx)
-                else:  # caption-dependent pooling: tokens stay local (single process, checked above)
-                    audio = model.encode_audio_side(mel.to(dev), lengths.to(dev))
-                text = batch_text(model, train, batch.captions[cols], text_features, augment, aug_gen, views,
-                                  aug_rng)
-            text = gather_rows(text.float(), ctx)
-            sim = model.similarity(audio, text)
-            targets = _to_device(teacher.block(batch.audio, batch.captions), dev) if teacher is not None else None
-            terms = loss_fn(sim, batch.positives.to(dev), targets)
-            if augment.mixco:  # seed 004 eqs. 8-12 (single process, checked above)
-                partner, lam = draw_mixing(len(batch.audio), aug_rng)
-                mixed = model.encode_audio_side(*mix_logmel(mel.to(dev), lengths.to(dev), partner, lam,
-                                                            model.frontend.log_offset))
-                terms["mixco_loss"] = mixco_loss(model.similarity(mixed, text), batch.positives.to(dev), partner,
-                                                 lam, augment.mixco_tau)
-            loss = total_loss(terms)
+            step_inputs = StepInputs(batch, mel, lengths, rows, cols, ctx, amp, train, text_features, augment,
+                                     aug_gen, views, aug_rng, teacher)
             group_start = step - step % accumulate
-            amp.backward(loss / min(accumulate, steps - group_start))
-            if step + 1 == steps or (step + 1) % accumulate == 0:
-                sync_gradients(model, loss_fn, ctx)
+            sync = step + 1 == steps or (step + 1) % accumulate == 0
+            with no_sync(runner, sync):  # DDP all-reduces gradients in the backward of a group's last batch
+                terms = runner(step_inputs.terms)
+                loss = total_loss(terms)
+                amp.backward(loss / min(accumulate, steps - group_start))
+            if sync:
                 amp.step(optimizer, model.parameters(), cfg.grad_clip)
                 optimizer.zero_grad(set_to_none=True)
             for k, v in terms.items():
