@@ -2,9 +2,9 @@
 
 The command is read out of README.md (the one ``bash`` line that calls ``salsa2.presets``) and run by bash in a
 fresh git + DVC project. The project's params-paper.yaml is the real preset with a tiny override (random
-weights, frozen MiniLM instead of roberta-large, one batch of 10 s crops per stage, fp32 on CPU, 4 + 3 + 3
-demo clips), so every key and value type of the preset goes through the same shell and DVC parsing as on a
-GPU machine.
+weights, PaSST alone, frozen MiniLM instead of roberta-large, one batch of 10 s crops per stage, fp32 on
+CPU, 4 + 3 + 3 demo clips), so every key and value type of the preset goes through the same shell and DVC
+parsing as on a GPU machine (the real preset's words are checked by the fast test below).
 """
 
 import json
@@ -23,6 +23,7 @@ from salsa2 import presets
 
 _STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "max_seconds": 10.0, "precision": "fp32"}
 TINY = {
+    "encoders": ["passt"],  # one of the three keeps the test to ~2 CPU-minutes; all three took ~6
     "audio_encoders": {name: {"batch_size": 4, "kwargs": {"weights": "none"}} for name in ("passt", "atst", "mn")},
     "text": {"model": "minilm", "trainable_layers": 0},
     "stage1": _STAGE,
@@ -77,11 +78,12 @@ def test_readme_paper_command_runs_the_pipeline(tmp_path):
     _ok(["bash", "-c", readme_paper_command()], root)
 
     ran = yaml.safe_load((root / "params.yaml").read_text())
-    assert ran["encoders"] == ["passt", "atst", "mn"] and ran["embed_dim"] == 1024
+    assert ran["encoders"] == ["passt"] and ran["embed_dim"] == 1024 and "mn" in ran["audio_encoders"]
     assert ran["text"]["normalize"] == "authors" and ran["stage1"]["cosine_epochs"] == 15.0
     assert ran["audio_encoders"]["passt"]["kwargs"]["patchout_t"] == 15
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert {f"stage{s}-{e}" for s in (1, 2) for e in ("passt", "atst", "mn")} <= set(metrics)
+    assert {"stage1-passt", "stage2-passt"} <= set(metrics)
+    assert 0 <= metrics["stage2-passt"]["t2a"]["mAP@10"] <= 1
 
 
 def test_readme_command_hands_dvc_unquoted_words(tmp_path):
