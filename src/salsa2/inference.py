@@ -28,6 +28,7 @@ from salsa2.audio import load_audio
 from salsa2.checkpoint import load_model as load_checkpoint
 from salsa2.data import PAD_MULTIPLE
 from salsa2.frontends import FrontendConfig, LogMel
+from salsa2.logmel_stream import load_logmel
 from salsa2.model import DualEncoder
 from salsa2.text_norm import normalize_for_model
 
@@ -190,7 +191,8 @@ def embed_audio(model: SearchModel, audio: Sequence[str | Path | np.ndarray] | s
         else list(audio)
     mel = MelComputer()
     sr = model.frontend.sample_rate
-    mels = [mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
+    mels = [load_logmel(a, model.frontend)[0] if isinstance(a, (str, Path))
+            else mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
     return embed_mels(model, mels, batch_size)
 
 

@@ -55,6 +55,7 @@ def top_k(queries: Sequence[np.ndarray] | np.ndarray, items: Sequence[np.ndarray
         e = min(s + block, n)
         scores = sum((x[s:e] @ q.T).T for q, x in zip(qs, xs))
         scores = (scores / len(qs)).astype(np.float32)
+        scores[~np.isfinite(scores)] = -np.inf  # a NaN row (an index from before non-finite checks) ranks last
         cand_s, cand_i = [], []
         for row in scores:
             if e - s > k:  # keep every row scoring at least the block's k-th best: exact under ties
@@ -215,7 +216,7 @@ def search(
     scores, rows = top_k(queries, [index.embeddings[n] for n in names], k + (skip is not None), block)
     hits = []
     for s, r in zip(scores[0], rows[0]):
-        if r == skip or len(hits) == k:
+        if r == skip or len(hits) == k or not np.isfinite(s):
             continue
         hits.append(Hit(len(hits) + 1, index.full_path(int(r)), float(s), float(index.files["duration"].iat[r])))
     caption_hits: list[CaptionHit] = []
