@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from salsa2.audio import PYAV_EXTENSIONS, SNDFILE_EXTENSIONS, AudioReadError
+from salsa2.errors import UserError
 from salsa2.frontends import FrontendConfig, LogMel
 from salsa2.fsutil import atomic_path
 from salsa2.inference import SearchModel, embed_mels, load_model
@@ -46,7 +47,7 @@ AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS + PYAV_EXTENSIONS  # PyAV's are listed as 
 REJECT_COLUMNS = ["path", "size", "mtime_ns", "reason", "detail"]
 
 
-class IndexFileError(ValueError):
+class IndexFileError(UserError, ValueError):
     """An index file that cannot be used (not an index, wrong format, models missing)."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from salsa2.fsutil import atomic_path
+from salsa2.errors import UserError
 
 AUDIO_COLUMNS = {
     "audio_id": "string",
@@ -33,7 +34,7 @@ CAPTION_COLUMNS = {
 SPLITS = ("train", "val", "test")
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A table that does not follow the schema; the message names the file and the fix."""
 
 
