@@ -15,7 +15,7 @@ import soxr
 from salsa2.audio import AudioReadError, iter_audio, load_audio
 from salsa2.features import SpectrogramCache, build_cache
 from salsa2.frontends import FrontendConfig, compute_logmel
-from salsa2.logmel_stream import load_logmel, stream_logmel
+from salsa2.logmel_stream import stream_logmel
 
 PASST_LIKE = FrontendConfig(sample_rate=32000, n_fft=1024, win_length=800, hop_length=320, n_mels=128,
                             f_max=15000, preemphasis=0.97, preemphasis_trim=True, mel_scale="kaldi",

@@ -35,6 +35,7 @@ from salsa2.text_norm import normalize_for_model
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 600.0  # files longer than this are encoded in chunks of about this length
+MAX_BATCH_FRAMES = 16 * 3000  # frames per encoder call (16 clips of 30 s); equal-width clips only, so exact
 
 
 def checkpoint_id(path: str | Path) -> str:
@@ -138,8 +139,9 @@ def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int =
     token_sum = torch.zeros(len(mels), dm.audio_encoder.out_dim)
     weight_sum = torch.zeros(len(mels))
     for width, group in sorted(pieces.items()):
-        for s in range(0, len(group), batch_size):
-            part = group[s : s + batch_size]
+        per_batch = max(1, min(batch_size, MAX_BATCH_FRAMES // width))  # long chunks go alone: bounded memory
+        for s in range(0, len(group), per_batch):
+            part = group[s : s + per_batch]
             batch = np.zeros((len(part), model.frontend.n_mels, width), dtype=np.float32)
             for j, (_, m) in enumerate(part):
                 batch[j, :, : m.shape[1]] = m
