@@ -9,7 +9,8 @@ import json
 import logging
 from pathlib import Path
 
-import click
+from enum import Enum
+
 import typer
 
 from salsa2 import cli_search
@@ -17,6 +18,17 @@ from salsa2.cli_errors import VERBOSE, cli_command
 from salsa2.errors import UserError
 from salsa2.tables import SPLITS
 
+
+
+class Split(str, Enum):
+    """The table splits (tables.SPLITS); typer validates --split against them."""
+
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+assert tuple(s.value for s in Split) == SPLITS
 EXISTING_DIR = {"exists": True, "file_okay": False, "dir_okay": True, "readable": True}
 EXISTING_FILE = {"exists": True, "file_okay": True, "dir_okay": False, "readable": True}
 
@@ -55,15 +67,15 @@ def prepare(
     out: Path = typer.Argument(..., help="Output folder for audio.parquet, captions.parquet, rejects.csv."),
     captions: str = typer.Option("captions.csv", help="Caption file (file, caption[, split]) in FOLDER."),
     name: str = typer.Option("", help="Dataset name used in clip ids (default: the folder's name)."),
-    default_split: str = typer.Option("train", help="Split of clips when the caption file has no split column.",
-                                      click_type=click.Choice(SPLITS)),
+    default_split: Split = typer.Option(Split.train, help="Split of clips when the caption file has no split "
+                                                          "column."),
 ) -> None:
     """Prepare your own folder of sounds + captions into salsa2's tables."""
     from salsa2.pipeline import prepare as run_prepare
 
     rejects = run_prepare(
         [{"name": "folder", "args": {"root": str(folder), "captions": captions, "name": name,
-                                     "default_split": default_split}}], out)
+                                     "default_split": default_split.value}}], out)
     typer.echo(f"tables in {out}; {len(rejects)} rejected (see {out / 'rejects.csv'})")
 
 
@@ -109,7 +121,7 @@ def evaluate(
     data: Path = typer.Option(Path("data/prepared"), help="Prepared tables folder.", **EXISTING_DIR),
     features_dir: Path = typer.Option(Path("data/features/mel64"), "--features", help="Log-mel cache folder.",
                                       **EXISTING_DIR),
-    split: str = typer.Option("test", help="Split to score.", click_type=click.Choice(SPLITS)),
+    split: Split = typer.Option(Split.test, help="Split to score."),
     text_features: Path | None = typer.Option(None, help="Cached frozen-text features (npz), if any.",
                                               **EXISTING_FILE),
     normalize_text: bool = typer.Option(True, help="Lower-case and strip punctuation before tokenising."),
@@ -125,9 +137,9 @@ def evaluate(
     scores = []  # per model, blocks of similarities on demand (never the whole clips x captions matrix)
     for path in checkpoint:
         model, _ = load_model(path)
-        split_data = load_split(data, split, features_dir, model.frontend, normalize_text)
+        split_data = load_split(data, split.value, features_dir, model.frontend, normalize_text)
         if not split_data.audio_ids:
-            raise UserError(f"{data}: no {split} clips with features in {features_dir}; pick another --split "
+            raise UserError(f"{data}: no {split.value} clips with features in {features_dir}; pick another --split "
                             f"({', '.join(SPLITS)}) or run `salsa2 features` first")
         scores.append(model_scores(model, split_data, store))
     result = bidirectional_metrics(mean_scores(scores), split_data.audio_ids, split_data.caption_audio_ids)

@@ -111,18 +111,28 @@ def read_index(path: str | Path) -> Index:
     if raw is None:
         raise IndexFileError(f"{path}: a Parquet file without salsa2 index metadata; give an index written by "
                           "`salsa2 index`")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+        if not isinstance(meta, dict):
+            raise TypeError(f"metadata is a {type(meta).__name__}, not a mapping")
+    except (ValueError, TypeError) as err:
+        raise IndexFileError(f"{path}: broken salsa2 index metadata ({err}); re-create it with "
+                             "`salsa2 index DIR --model CHECKPOINT --full`") from None
     if meta.get("format") != FORMAT:
         raise IndexFileError(f"{path}: index format {meta.get('format')} is not {FORMAT}; re-create it with "
                           "`salsa2 index DIR --model ... --full`")
-    files = table.select(["path", "duration", "size", "mtime_ns"]).to_pandas()
-    embeddings = {}
-    for name, m in meta["models"].items():
-        col = table.column(EMB_PREFIX + name).combine_chunks()
-        flat = col.flatten().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, np.float32)
-        embeddings[name] = np.ascontiguousarray(flat, dtype=np.float32).reshape(len(col), int(m["embed_dim"]))
-    rejects = pd.DataFrame(meta.get("rejects", []), columns=REJECT_COLUMNS)
-    return Index(Path(meta["root"]), files, embeddings, meta["models"], rejects, meta.get("settings", {}))
+    try:
+        files = table.select(["path", "duration", "size", "mtime_ns"]).to_pandas()
+        embeddings = {}
+        for name, m in meta["models"].items():
+            col = table.column(EMB_PREFIX + name).combine_chunks()
+            flat = col.flatten().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, np.float32)
+            embeddings[name] = np.ascontiguousarray(flat, dtype=np.float32).reshape(len(col), int(m["embed_dim"]))
+        rejects = pd.DataFrame(meta.get("rejects", []), columns=REJECT_COLUMNS)
+        return Index(Path(meta["root"]), files, embeddings, meta["models"], rejects, meta.get("settings", {}))
+    except (KeyError, TypeError, ValueError, AttributeError, pa.ArrowException) as err:
+        raise IndexFileError(f"{path}: broken salsa2 index ({type(err).__name__}: {err}); re-create it with "
+                             "`salsa2 index DIR --model CHECKPOINT --full`") from None
 
 
 def write_index(index: Index, path: str | Path) -> None:

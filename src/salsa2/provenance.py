@@ -17,7 +17,7 @@ def is_synthetic_demo(clip_path: str | Path) -> bool:
     for folder in list(Path(clip_path).parents)[:4]:
         if all((folder / m).is_file() for m in DEMO_MARKERS):
             with open(folder / "clips.csv", encoding="utf-8", errors="replace") as f:
-                return "events" in f.readline().split(",")
+                return "events" in f.readline().strip().split(",")
     return False
 
 
