@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salsa2.audio import AudioReadError, ClipCheck, iter_audio
+from salsa2.audio import AudioReadError, ClipCheck, audio_info, iter_audio
 from salsa2.frontends import FrontendConfig, LogMel
 
 BLOCK_FRAMES = 6000  # frames computed per STFT call (60 s at a 10 ms hop)
@@ -28,10 +28,11 @@ def _context(cfg: FrontendConfig) -> int:
 
 def stream_logmel(blocks: Iterable[np.ndarray], cfg: FrontendConfig, module: LogMel | None = None, *,
                   block_frames: int = BLOCK_FRAMES, dtype: type = np.float32,
-                  check: ClipCheck | None = None) -> np.ndarray:
+                  check: ClipCheck | None = None, expected_frames: int = 0) -> np.ndarray:
     """(n_mels, frames) log-mel of the waveform given as consecutive mono blocks at ``cfg.sample_rate``.
 
     Only about ``block_frames`` hops of audio are held at once; ``check`` (if given) sees every block.
+    ``expected_frames`` (from the file header): the output is filled in place, not concatenated (half the peak).
     """
     module = module or LogMel(cfg)
     hop, pad = cfg.hop_length, _context(cfg)
@@ -39,12 +40,20 @@ def stream_logmel(blocks: Iterable[np.ndarray], cfg: FrontendConfig, module: Log
     buf_start = 0  # absolute sample index of buf[0]
     t0 = 0  # next frame to emit
     pieces: list[np.ndarray] = []
+    out = np.empty((cfg.n_mels, expected_frames + 64), dtype) if expected_frames > 0 else None
+    filled = 0
 
     def run(seg_start: int, seg: np.ndarray, first: int, count: int) -> None:
+        nonlocal filled
         with torch.no_grad():
             mel = module(torch.from_numpy(np.ascontiguousarray(seg))[None])[0].numpy()
         off = (first * hop - seg_start) // hop
-        pieces.append(mel[:, off : off + count].astype(dtype, copy=False))
+        part = mel[:, off : off + count]
+        if out is not None and not pieces and filled + count <= out.shape[1]:
+            out[:, filled : filled + count] = part
+            filled += count
+        else:  # no (or a too small) estimate: collect the pieces
+            pieces.append(part.astype(dtype, copy=True))
 
     for block in blocks:
         if check is not None:
@@ -65,7 +74,10 @@ def stream_logmel(blocks: Iterable[np.ndarray], cfg: FrontendConfig, module: Log
     if frames > t0:
         a = 0 if t0 == 0 else t0 * hop - pad
         run(a, buf[a - buf_start :], t0, frames - t0)
-    return np.concatenate(pieces, axis=1) if len(pieces) > 1 else pieces[0]
+    if out is not None and not pieces:
+        return out[:, :filled]
+    head = [out[:, :filled]] if out is not None and filled else []
+    return np.concatenate(head + pieces, axis=1) if len(head + pieces) > 1 else pieces[0]
 
 
 def load_logmel(path: str | Path, cfg: FrontendConfig, module: LogMel | None = None, *, min_duration: float = 0.0,
@@ -76,7 +88,12 @@ def load_logmel(path: str | Path, cfg: FrontendConfig, module: LogMel | None = N
         AudioReadError: as ``audio.load_audio``, and ``non_finite`` when the log-mel has NaN/inf values.
     """
     check = ClipCheck(path, cfg.sample_rate, min_duration, reject_silent, 1e-5)
-    mel = stream_logmel(iter_audio(path, cfg.sample_rate), cfg, module, dtype=dtype, check=check)
+    try:
+        expected = cfg.num_frames(int(audio_info(path)[0] * cfg.sample_rate))
+    except AudioReadError:
+        expected = 0  # iter_audio reports the reason
+    mel = stream_logmel(iter_audio(path, cfg.sample_rate), cfg, module, dtype=dtype, check=check,
+                        expected_frames=expected)
     check.finish()
     finite = np.isfinite(mel).all(axis=0)
     if not finite.all():
