@@ -35,7 +35,7 @@ from salsa2.audio import PYAV_EXTENSIONS, SNDFILE_EXTENSIONS, AudioReadError
 from salsa2.errors import UserError
 from salsa2.frontends import FrontendConfig, LogMel
 from salsa2.fsutil import atomic_path
-from salsa2.inference import SearchModel, embed_mels, load_model
+from salsa2.inference import MEL_DTYPE, SearchModel, embed_mels, load_model
 from salsa2.logmel_stream import load_logmel
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ def _decode(root: Path, rel: str, frontends: list[FrontendConfig], modules: dict
     try:
         mels, duration = {}, 0.0
         for cfg in frontends:
-            mels[cfg.key()], duration = load_logmel(root / rel, cfg, modules[cfg.key()], min_duration=min_duration)
+            mels[cfg.key()], duration = load_logmel(root / rel, cfg, modules[cfg.key()], min_duration=min_duration,
+                                                    dtype=MEL_DTYPE)
         return duration, mels
     except AudioReadError as err:
         return err

@@ -35,6 +35,7 @@ from salsa2.text_norm import normalize_for_model
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 600.0  # files longer than this are encoded in chunks of about this length
+MEL_DTYPE = np.float16  # log-mels are embedded as the model saw them in training (the float16 cache); half the memory
 MAX_BATCH_FRAMES = 16 * 3000  # frames per encoder call (16 clips of 30 s); equal-width clips only, so exact
 
 
@@ -156,7 +157,8 @@ def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int =
 
 
 class MelComputer:
-    """Log-mel of waveforms for each distinct frontend (models with equal frontends share one computation)."""
+    """Log-mel of waveforms for each distinct frontend (models with equal frontends share one computation),
+    rounded to float16 as the training cache stores them (``features.build_cache``)."""
 
     def __init__(self) -> None:
         self._modules: dict[str, LogMel] = {}
@@ -166,7 +168,8 @@ class MelComputer:
         if key not in self._modules:
             self._modules[key] = LogMel(frontend)
         with torch.no_grad():
-            return self._modules[key](torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0].numpy()
+            out = self._modules[key](torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0]
+            return out.numpy().astype(MEL_DTYPE)
 
 
 def as_waveform(audio: str | Path | np.ndarray, sample_rate: int, source_rate: int | None = None,
@@ -193,7 +196,7 @@ def embed_audio(model: SearchModel, audio: Sequence[str | Path | np.ndarray] | s
         else list(audio)
     mel = MelComputer()
     sr = model.frontend.sample_rate
-    mels = [load_logmel(a, model.frontend)[0] if isinstance(a, (str, Path))
+    mels = [load_logmel(a, model.frontend, dtype=MEL_DTYPE)[0] if isinstance(a, (str, Path))
             else mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
     return embed_mels(model, mels, batch_size)
 
