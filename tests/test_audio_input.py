@@ -128,3 +128,12 @@ def test_two_hour_file_peak_memory_is_bounded(tmp_path):
     out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], capture_output=True, text=True,
                          check=True)
     assert int(out.stdout.split()[-1]) < 1024, out.stdout
+
+
+def test_top_k_with_a_nan_row_still_returns_k_valid_hits():
+    """An index row with a NaN embedding (an index from before the non-finite checks) must not eat a hit."""
+    from salsa2.search import top_k
+
+    items = np.array([[1.0, 0.0], [np.nan, np.nan], [0.6, 0.8], [0.0, 1.0]], np.float32)
+    scores, rows = top_k(np.array([[1.0, 0.0]], np.float32), items, 3)
+    assert rows[0].tolist() == [0, 2, 3] and np.isfinite(scores).all()
