@@ -59,6 +59,9 @@ def library(tmp_path_factory):
     (root / "lib").mkdir()
     for i in range(3):
         sf.write(root / "lib" / f"c{i}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    loud = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    loud[100:200] = 1e30  # finite samples whose log-mel is not
+    sf.write(root / "lib" / "loud.wav", loud, 16000, subtype="FLOAT")
     build_index(root / "lib", root / "idx.parquet", [root / "ckpt"], progress=False)
     return root
 
@@ -107,6 +110,18 @@ def test_query_errors_and_warnings(library):
     assert result.exit_code == 0, result.output
     assert "reads only the first 32" in result.output
     assert len([ln for ln in result.output.splitlines() if ln.strip().startswith(("1 ", "2 ", "3 "))]) == 3
+
+
+def test_non_finite_file_is_an_index_reject_and_k_hits_remain(library):
+    from salsa2.index import read_index
+
+    idx = read_index(library / "idx.parquet")
+    assert dict(zip(idx.rejects["path"], idx.rejects["reason"])) == {"loud.wav": "non_finite"}
+    assert len(idx) == 3 and np.isfinite(idx.embeddings["ckpt"]).all()
+    result = _run("search", str(library / "idx.parquet"), "--json", "-k", "3", "rain")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output[result.output.index("{"):])["hits"]
+    assert len(hits) == 3 and all(np.isfinite(h["score"]) for h in hits)
 
 
 def test_demo_only_model_warns_in_index_and_search(library):
