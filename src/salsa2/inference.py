@@ -34,7 +34,7 @@ from salsa2.text_norm import normalize_for_model
 
 log = logging.getLogger(__name__)
 
-CHUNK_SECONDS = 600.0  # files longer than this are encoded in chunks of about this length
+CHUNK_SECONDS = 300.0  # files longer than this are encoded in chunks of about this length (bounds memory)
 MEL_DTYPE = np.float16  # log-mels are embedded as the model saw them in training (the float16 cache); half the memory
 MAX_BATCH_FRAMES = 16 * 3000  # frames per encoder call (16 clips of 30 s); equal-width clips only, so exact
 
