@@ -69,7 +69,7 @@ def index_command(
 
 @cli_command
 def search_command(
-    index: Path = typer.Argument(..., help="Index file written by `salsa2 index`.", exists=True, dir_okay=False),
+    index: Path = typer.Argument(..., help="Index file written by `salsa2 index`."),
     text: str | None = typer.Argument(None, help="What to find, e.g. 'a dog barks while cars pass'."),
     query: list[str] = typer.Option([], "--query", "-q", help="A paraphrase of the query; all are averaged."),
     audio: Path | None = typer.Option(None, "--audio", help="Find sounds similar to this audio file instead."),
