@@ -20,6 +20,16 @@ from salsa2.text_norm import clean_caption
 log = logging.getLogger(__name__)
 
 
+def _first_non_utf8(path: Path) -> str:
+    """'row N (byte b'\\xe9')' of the first line that does not decode as UTF-8."""
+    for n, line in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return f"row {n} (byte {line[err.start : err.start + 1]!r})"
+    return "a row"
+
+
 def read_caption_file(path: Path) -> pd.DataFrame:
     """The caption table as strings; a null (Parquet None/NaN) is the empty string, never "nan"."""
     if not path.exists():
@@ -27,9 +37,8 @@ def read_caption_file(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str,
                                                                                 keep_default_na=False)
-    except UnicodeDecodeError as err:
-        raise TableError(f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} at offset "
-                         f"{err.start}); save the caption file as UTF-8") from None
+    except UnicodeDecodeError:
+        raise TableError(f"{path}: {_first_non_utf8(path)} is not UTF-8 text; save the caption file as UTF-8") from None
     except (ValueError, OSError) as err:
         raise TableError(f"{path}: cannot read it as {'Parquet' if path.suffix == '.parquet' else 'CSV'} "
                          f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); give a CSV/Parquet "
