@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -14,9 +15,24 @@ from salsa2.config import Params, load_params, training_params  # noqa: E402
 PARAMS = os.environ.get("SALSA2_PARAMS", "params.yaml")
 
 
+def _user_error_hook(kind, err, tb) -> None:
+    """A user error ends a stage with one line on stderr and exit code 2 (``SALSA2_VERBOSE=1``: the traceback)."""
+    from salsa2.cli_errors import EXIT_USER_ERROR, one_line, user_error_types
+
+    if os.environ.get("SALSA2_VERBOSE") or not isinstance(err, user_error_types()):
+        sys.__excepthook__(kind, err, tb)
+        return
+    print(one_line(err), file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(EXIT_USER_ERROR)
+
+
 def setup() -> dict:
-    """Configure logging and return the raw params.yaml mapping."""
+    """Configure logging and error reporting; return the raw params.yaml mapping."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.excepthook = _user_error_hook
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return load_params(PARAMS)
 

@@ -84,8 +84,8 @@ def test_reindex_processes_only_new_changed_and_deleted(demo, tmp_path, monkeypa
     before = read_index(out)
 
     decoded: list[str] = []
-    real = index_mod.load_audio
-    monkeypatch.setattr(index_mod, "load_audio", lambda p, *a, **kw: decoded.append(Path(p).name) or real(p, *a, **kw))
+    real = index_mod.load_logmel
+    monkeypatch.setattr(index_mod, "load_logmel", lambda p, *a, **kw: decoded.append(Path(p).name) or real(p, *a, **kw))
     again = build_index(lib, out, [demo.model], progress=False)
     assert decoded == [] and again.embedded == {"model": 0} and again.unchanged == 5 and len(again.rejects) == 1
     np.testing.assert_array_equal(read_index(out).embeddings["model"], before.embeddings["model"])

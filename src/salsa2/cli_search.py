@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Bad input (a missing file, an unreadable query, a wrong index) -> one line on stderr and exit code 2."""
-    from salsa2.audio import AudioReadError
-    from salsa2.encoders.text import TextModelUnavailable
-
-    try:
-        yield
-    except (ValueError, OSError, AudioReadError, TextModelUnavailable) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+from salsa2.cli_errors import cli_command, user_errors
 
 
 def parse_model_specs(specs: list[str]) -> dict[str, str]:
@@ -45,6 +32,7 @@ def _format_hits(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
+@cli_command
 def index_command(
     folder: Path = typer.Argument(..., help="Folder of audio files (searched recursively)."),
     model: list[str] = typer.Option([], "--model", "-m",
@@ -61,19 +49,25 @@ def index_command(
 
     Re-running it only embeds new or changed files (size or modification time) and drops deleted ones.
     """
-    from salsa2.index import AUDIO_EXTENSIONS, build_index
+    from salsa2.index import AUDIO_EXTENSIONS, build_index, read_index
+    from salsa2.provenance import demo_only_warning
 
     out = out or folder / "salsa2-index.parquet"
     with user_errors():
         report = build_index(folder, out, parse_model_specs(model) if model else None, min_duration=min_duration,
                              extensions=ext or AUDIO_EXTENSIONS, batch_size=batch_size, workers=workers, full=full)
     typer.echo(f"{out}: {report.summary()}")
+    for name, m in read_index(out).models.items():
+        warning = demo_only_warning(m.get("info", {}), name)
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
     if len(report.rejects):
         rows = [(r.reason, str(r.path), str(r.detail)) for r in report.rejects.itertuples()]
         typer.echo("unreadable files (not indexed):")
         typer.echo(_format_hits(rows, ("reason", "path", "detail")))
 
 
+@cli_command
 def search_command(
     index: Path = typer.Argument(..., help="Index file written by `salsa2 index`."),
     text: str | None = typer.Argument(None, help="What to find, e.g. 'a dog barks while cars pass'."),
@@ -90,8 +84,10 @@ def search_command(
 ) -> None:
     """Search an index by text (paraphrases averaged; several models = mean of their similarities) or audio."""
     from salsa2.index import read_index
-    from salsa2.search import load_index_models, search
+    from salsa2.search import load_index_models, query_warnings, search
 
+    if any(t is not None and not t.strip() for t in [text, *query]):
+        raise typer.BadParameter("the query text is empty; describe the sound, e.g. 'a dog barks while cars pass'")
     texts = ([text] if text else []) + list(query)
     if bool(texts) == (audio is not None):
         raise typer.BadParameter("give a text query (and/or --query) or --audio FILE, not both")
@@ -103,6 +99,8 @@ def search_command(
     with user_errors():
         idx = read_index(index)
         models = load_index_models(idx, overrides, use or None)
+        for line in query_warnings(models, texts):
+            typer.echo(f"warning: {line}", err=True)
         result = search(idx, texts or None, audio, k=k, models=models, captions=captions)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from salsa2.audio import AudioReadError, load_audio
-from salsa2.frontends import FrontendConfig, LogMel, compute_logmel
+from salsa2.audio import AudioReadError
+from salsa2.frontends import FrontendConfig, LogMel
 from salsa2.fsutil import atomic_dir, read_json, write_json
+from salsa2.logmel_stream import load_logmel
 
 SHARD_BYTES = 128 * 2**20
 
@@ -38,8 +39,9 @@ def build_cache(
 ) -> pd.DataFrame:
     """Decode every clip of ``audio`` (columns audio_id, path), write its log-mel to shards in ``out_dir``.
 
-    Clips that are corrupt, empty, silent or shorter than ``min_duration`` are skipped and listed in
-    ``rejects.csv``; the directory appears atomically. Returns the rejects table.
+    Clips that are corrupt, empty, silent, non-finite or shorter than ``min_duration`` are skipped and listed
+    in ``rejects.csv`` (each decoded in blocks: memory ~ one clip's float16 log-mel); the directory appears
+    atomically. Returns the rejects table.
     """
     root = Path(root)
     module = LogMel(cfg)
@@ -49,8 +51,8 @@ def build_cache(
     def load(row: tuple[str, str]) -> tuple[str, str, np.ndarray | AudioReadError]:
         audio_id, path = row
         try:
-            wav = load_audio(root / path, cfg.sample_rate, min_duration=min_duration)
-            return audio_id, path, compute_logmel(wav, cfg, module).astype(np.float16)
+            mel, _ = load_logmel(root / path, cfg, module, min_duration=min_duration, dtype=np.float16)
+            return audio_id, path, mel
         except AudioReadError as err:
             return audio_id, path, err
 

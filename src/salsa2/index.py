@@ -31,21 +31,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from salsa2.audio import AudioReadError, load_audio
+from salsa2.audio import PYAV_EXTENSIONS, SNDFILE_EXTENSIONS, AudioReadError
+from salsa2.errors import UserError
+from salsa2.frontends import FrontendConfig, LogMel
 from salsa2.fsutil import atomic_path
-from salsa2.inference import MelComputer, SearchModel, embed_mels, load_model
+from salsa2.inference import MEL_DTYPE, SearchModel, embed_mels, load_model
+from salsa2.logmel_stream import load_logmel
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 META_KEY = b"salsa2.index"
 EMB_PREFIX = "emb/"
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
-                    ".w64", ".rf64")
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS + PYAV_EXTENSIONS  # PyAV's are listed as rejects when it is not installed
 REJECT_COLUMNS = ["path", "size", "mtime_ns", "reason", "detail"]
 
 
-class IndexFileError(ValueError):
+class IndexFileError(UserError, ValueError):
     """An index file that cannot be used (not an index, wrong format, models missing)."""
 
 
@@ -109,18 +111,28 @@ def read_index(path: str | Path) -> Index:
     if raw is None:
         raise IndexFileError(f"{path}: a Parquet file without salsa2 index metadata; give an index written by "
                           "`salsa2 index`")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+        if not isinstance(meta, dict):
+            raise TypeError(f"metadata is a {type(meta).__name__}, not a mapping")
+    except (ValueError, TypeError) as err:
+        raise IndexFileError(f"{path}: broken salsa2 index metadata ({err}); re-create it with "
+                             "`salsa2 index DIR --model CHECKPOINT --full`") from None
     if meta.get("format") != FORMAT:
         raise IndexFileError(f"{path}: index format {meta.get('format')} is not {FORMAT}; re-create it with "
                           "`salsa2 index DIR --model ... --full`")
-    files = table.select(["path", "duration", "size", "mtime_ns"]).to_pandas()
-    embeddings = {}
-    for name, m in meta["models"].items():
-        col = table.column(EMB_PREFIX + name).combine_chunks()
-        flat = col.flatten().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, np.float32)
-        embeddings[name] = np.ascontiguousarray(flat, dtype=np.float32).reshape(len(col), int(m["embed_dim"]))
-    rejects = pd.DataFrame(meta.get("rejects", []), columns=REJECT_COLUMNS)
-    return Index(Path(meta["root"]), files, embeddings, meta["models"], rejects, meta.get("settings", {}))
+    try:
+        files = table.select(["path", "duration", "size", "mtime_ns"]).to_pandas()
+        embeddings = {}
+        for name, m in meta["models"].items():
+            col = table.column(EMB_PREFIX + name).combine_chunks()
+            flat = col.flatten().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, np.float32)
+            embeddings[name] = np.ascontiguousarray(flat, dtype=np.float32).reshape(len(col), int(m["embed_dim"]))
+        rejects = pd.DataFrame(meta.get("rejects", []), columns=REJECT_COLUMNS)
+        return Index(Path(meta["root"]), files, embeddings, meta["models"], rejects, meta.get("settings", {}))
+    except (KeyError, TypeError, ValueError, AttributeError, pa.ArrowException) as err:
+        raise IndexFileError(f"{path}: broken salsa2 index ({type(err).__name__}: {err}); re-create it with "
+                             "`salsa2 index DIR --model CHECKPOINT --full`") from None
 
 
 def write_index(index: Index, path: str | Path) -> None:
@@ -186,13 +198,19 @@ def resolve_models(models: Sequence[SearchModel | str | Path] | dict[str, str | 
     return out
 
 
-def _decode(root: Path, rel: str, rates: list[int], min_duration: float) -> dict[int, np.ndarray] | AudioReadError:
+def _decode(root: Path, rel: str, frontends: list[FrontendConfig], modules: dict[str, LogMel],
+            min_duration: float) -> tuple[float, dict[str, np.ndarray]] | AudioReadError:
+    """(duration, {frontend key: log-mel}) of one file, decoded in blocks (memory ~ the log-mels), or the reason."""
     try:
-        return {sr: load_audio(root / rel, sr, min_duration=min_duration) for sr in rates}
+        mels, duration = {}, 0.0
+        for cfg in frontends:
+            mels[cfg.key()], duration = load_logmel(root / rel, cfg, modules[cfg.key()], min_duration=min_duration,
+                                                    dtype=MEL_DTYPE)
+        return duration, mels
     except AudioReadError as err:
         return err
     except MemoryError:
-        return AudioReadError(root / rel, "too_large", "not enough memory to decode the whole file")
+        return AudioReadError(root / rel, "too_large", "not enough memory for the log-mel of the whole file")
 
 
 def _windows(items: list, size: int) -> Iterator[list]:
@@ -299,32 +317,38 @@ def build_index(
             status[i] = "changed"
         todo.append((i, list(loaded)))
 
-    rates = sorted({m.frontend.sample_rate for m in loaded})
-    mel = MelComputer()
+    modules = {m.frontend.key(): LogMel(m.frontend) for m in loaded}
     embedded = {m.name: 0 for m in loaded}
     paths = files["path"].tolist()
+
+    def reject(i: int, err: AudioReadError) -> None:
+        rejects.append({"path": paths[i], "size": keys[i][0], "mtime_ns": keys[i][1], "reason": err.reason,
+                        "detail": err.detail})
+        status[i] = "rejected"
+
+    def decode(item: tuple[int, list[SearchModel]]) -> tuple[float, dict[str, np.ndarray]] | AudioReadError:
+        wanted = list({m.frontend.key(): m.frontend for m in item[1]}.values())
+        return _decode(root, paths[item[0]], wanted, modules, min_duration)
+
     bar = tqdm(total=len(todo), desc=f"index {root.name}", unit="file", disable=not progress)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for window in _windows(todo, max(1, batch_size) * 4):
-            decoded = pool.map(lambda item: _decode(root, paths[item[0]], rates, min_duration), window)
             per_model: dict[str, list[tuple[int, np.ndarray]]] = {m.name: [] for m in loaded}
-            for (i, need), wavs in zip(window, decoded):
-                if isinstance(wavs, AudioReadError):
-                    rejects.append({"path": paths[i], "size": keys[i][0], "mtime_ns": keys[i][1],
-                                    "reason": wavs.reason, "detail": wavs.detail})
-                    status[i] = "rejected"
+            for (i, need), result in zip(window, pool.map(decode, window)):
+                if isinstance(result, AudioReadError):
+                    reject(i, result)
                     continue
-                durations[i] = len(wavs[rates[0]]) / rates[0]
-                mels: dict[str, np.ndarray] = {}
+                durations[i], mels = result
                 for m in need:
-                    k = m.frontend.key()
-                    if k not in mels:
-                        mels[k] = mel(wavs[m.frontend.sample_rate], m.frontend)
-                    per_model[m.name].append((i, mels[k]))
+                    per_model[m.name].append((i, mels[m.frontend.key()]))
             for m in loaded:
-                items = per_model[m.name]
+                items = [(i, x) for i, x in per_model[m.name] if status[i] != "rejected"]
                 if items:
                     emb = embed_mels(m, [x for _, x in items], batch_size)
+                    for (i, _), ok in zip(items, np.isfinite(emb).all(axis=1)):
+                        if not ok:
+                            reject(i, AudioReadError(root / paths[i], "non_finite",
+                                                     f"model {m.name} gives a NaN/inf embedding"))
                     embeddings[m.name][[i for i, _ in items]] = emb
                     embedded[m.name] += len(items)
             bar.update(len(window))

@@ -28,12 +28,15 @@ from salsa2.audio import load_audio
 from salsa2.checkpoint import load_model as load_checkpoint
 from salsa2.data import PAD_MULTIPLE
 from salsa2.frontends import FrontendConfig, LogMel
+from salsa2.logmel_stream import load_logmel
 from salsa2.model import DualEncoder
 from salsa2.text_norm import normalize_for_model, normalize_mode
 
 log = logging.getLogger(__name__)
 
-CHUNK_SECONDS = 600.0  # files longer than this are encoded in chunks of about this length
+CHUNK_SECONDS = 300.0  # files longer than this are encoded in chunks of about this length (bounds memory)
+MEL_DTYPE = np.float16  # log-mels are embedded as the model saw them in training (the float16 cache); half the memory
+MAX_BATCH_FRAMES = 16 * 3000  # frames per encoder call (16 clips of 30 s); equal-width clips only, so exact
 
 
 def checkpoint_id(path: str | Path) -> str:
@@ -137,8 +140,9 @@ def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int =
     token_sum = torch.zeros(len(mels), dm.audio_encoder.out_dim)
     weight_sum = torch.zeros(len(mels))
     for width, group in sorted(pieces.items()):
-        for s in range(0, len(group), batch_size):
-            part = group[s : s + batch_size]
+        per_batch = max(1, min(batch_size, MAX_BATCH_FRAMES // width))  # long chunks go alone: bounded memory
+        for s in range(0, len(group), per_batch):
+            part = group[s : s + per_batch]
             batch = np.zeros((len(part), model.frontend.n_mels, width), dtype=np.float32)
             for j, (_, m) in enumerate(part):
                 batch[j, :, : m.shape[1]] = m
@@ -153,7 +157,8 @@ def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int =
 
 
 class MelComputer:
-    """Log-mel of waveforms for each distinct frontend (models with equal frontends share one computation)."""
+    """Log-mel of waveforms for each distinct frontend (models with equal frontends share one computation),
+    rounded to float16 as the training cache stores them (``features.build_cache``)."""
 
     def __init__(self) -> None:
         self._modules: dict[str, LogMel] = {}
@@ -163,7 +168,8 @@ class MelComputer:
         if key not in self._modules:
             self._modules[key] = LogMel(frontend)
         with torch.no_grad():
-            return self._modules[key](torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0].numpy()
+            out = self._modules[key](torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0]
+            return out.numpy().astype(MEL_DTYPE)
 
 
 def as_waveform(audio: str | Path | np.ndarray, sample_rate: int, source_rate: int | None = None,
@@ -190,7 +196,8 @@ def embed_audio(model: SearchModel, audio: Sequence[str | Path | np.ndarray] | s
         else list(audio)
     mel = MelComputer()
     sr = model.frontend.sample_rate
-    mels = [mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
+    mels = [load_logmel(a, model.frontend, dtype=MEL_DTYPE)[0] if isinstance(a, (str, Path))
+            else mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
     return embed_mels(model, mels, batch_size)
 
 

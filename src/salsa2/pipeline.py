@@ -31,6 +31,7 @@ from salsa2.metrics import (
     multi_relevance_metrics,
 )
 from salsa2.model import DualEncoder, ModelConfig
+from salsa2.provenance import training_data
 from salsa2.relevance import CaptionRelevance
 from salsa2.resume import Checkpointer, config_key
 from salsa2.tables import read_tables, write_prepared
@@ -198,7 +199,7 @@ def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_feat
                  text_features=store, teacher=targets, seed=params.seed, on_epoch=on_epoch,
                  batch_size=enc.batch_size, augment=params.augment, checkpointer=ckpt)
     _finish(ckpt, out_dir, model, {"stage": 1, "encoder": encoder, "loss": params.loss,
-                                   "text_normalize": params.text.normalize,
+                                   "text_normalize": params.text.normalize, "trained_on": training_data(data_dir),
                                    "best_epoch": result.best_epoch, "val": result.best_val})
     return result
 
@@ -209,7 +210,7 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
     cfg = model_config(params, encoder)
     train, val = _splits(params, data_dir, features_dir, cfg.frontend)
     model = DualEncoder(cfg)
-    copy_weights(model, init_dir)
+    init_info = copy_weights(model, init_dir)
     stage2 = params.stage2
     distill = LOSSES.build("distill", **params.loss_kwargs("distill"))
     blend = stage2.relevance_weight if stage2.sup_weight < 1 else 0.0
@@ -229,7 +230,8 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
                  seed=params.seed + 1, on_epoch=on_epoch, batch_size=enc.batch_size, augment=params.augment,
                  checkpointer=ckpt)
     _finish(ckpt, out_dir, model, {"stage": 2, "encoder": encoder, "loss": params.loss, "sup_weight": stage2.sup_weight,
-                                   "text_normalize": params.text.normalize,
+                                   "text_normalize": params.text.normalize, "trained_on": training_data(data_dir),
+                                   "init_trained_on": init_info.get("trained_on"),
                                    "teachers": teacher_members(params, encoder), "relevance_weight": blend,
                                    "best_epoch": result.best_epoch, "val": result.best_val})
     return result

@@ -22,8 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from salsa2.errors import UserError
 from salsa2.index import Index, IndexFileError, read_index
 from salsa2.inference import SearchModel, embed_audio, embed_text, load_model
+from salsa2.provenance import demo_only_warning
+from salsa2.text_norm import normalize_for_model
 
 BLOCK = 65536  # index rows scored per matrix product: (Q, BLOCK) float32 scores at a time
 
@@ -55,6 +58,7 @@ def top_k(queries: Sequence[np.ndarray] | np.ndarray, items: Sequence[np.ndarray
         e = min(s + block, n)
         scores = sum((x[s:e] @ q.T).T for q, x in zip(qs, xs))
         scores = (scores / len(qs)).astype(np.float32)
+        scores[~np.isfinite(scores)] = -np.inf  # a NaN row (an index from before non-finite checks) ranks last
         cand_s, cand_i = [], []
         for row in scores:
             if e - s > k:  # keep every row scoring at least the block's k-th best: exact under ties
@@ -148,6 +152,34 @@ class CaptionSet:
 
 
 # -------------------------------------------------------------------------------------------- search
+def check_query(texts: Sequence[str]) -> None:
+    """A query must contain a word: an empty or punctuation-only query would rank every file arbitrarily."""
+    for t in texts:
+        if not normalize_for_model(str(t)):
+            raise UserError(f"query {t!r} has no words (only spaces or punctuation); describe the sound in words, "
+                            "e.g. 'a dog barks while cars pass'")
+
+
+def query_warnings(models: dict[str, SearchModel], texts: Sequence[str]) -> list[str]:
+    """One line per problem the user should know of: a query cut to the text encoder's maximum length, a model
+    that saw only the synthetic demo."""
+    out = []
+    for t in texts:
+        for name, m in models.items():
+            enc = m.model.text_encoder
+            tokenizer, limit = getattr(enc, "tokenizer", None), getattr(enc, "max_length", None)
+            if tokenizer is None or not limit:
+                continue
+            text = normalize_for_model(t) if m.normalize_text else t
+            n = len(tokenizer(text, truncation=False)["input_ids"])
+            if n > limit:
+                out.append(f"the query is {n} tokens long; model {name} reads only the first {limit} "
+                           f"(cut after about {' '.join(text.split()[: max(1, limit - 4)])[:60]!r}...)")
+                break
+    out += [w for w in (demo_only_warning(m.info, name) for name, m in models.items()) if w]
+    return out
+
+
 def load_index_models(index: Index, paths: dict[str, str | Path] | None = None,
                       use: Sequence[str] | None = None) -> dict[str, SearchModel]:
     """Load the checkpoints that built ``index`` (``paths`` overrides where they are now; ``use`` = subset).
@@ -206,6 +238,7 @@ def search(
         texts = [text] if isinstance(text, str) else list(text)
         if not texts:
             raise ValueError("empty list of query paraphrases")
+        check_query(texts)
         queries = [mean_query(embed_text(models[n], texts)) for n in names]
         query: list[str] | str = texts
     else:
@@ -215,7 +248,7 @@ def search(
     scores, rows = top_k(queries, [index.embeddings[n] for n in names], k + (skip is not None), block)
     hits = []
     for s, r in zip(scores[0], rows[0]):
-        if r == skip or len(hits) == k:
+        if r == skip or len(hits) == k or not np.isfinite(s):
             continue
         hits.append(Hit(len(hits) + 1, index.full_path(int(r)), float(s), float(index.files["duration"].iat[r])))
     caption_hits: list[CaptionHit] = []

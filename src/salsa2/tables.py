@@ -34,7 +34,7 @@ CAPTION_COLUMNS = {
 SPLITS = ("train", "val", "test")
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A table that does not follow the schema; the message names the file and the fix."""
 
 

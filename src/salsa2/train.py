@@ -96,23 +96,30 @@ class TrainState:
     best_state: dict | None
 
     def to_dict(self, model: nn.Module, loss_fn: nn.Module, optimizer, amp: MixedPrecision,
-                rng: np.random.Generator) -> dict:
+                rng: np.random.Generator, aug_rng: np.random.Generator | None = None,
+                aug_gen: torch.Generator | None = None) -> dict:
         return {"epoch": self.epoch, "best_epoch": self.best.best_epoch, "best_val": self.best.best_val,
                 "history": self.best.history, "best_state": self.best_state, "model": model.state_dict(),
                 "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": amp.scaler.state_dict(), "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
+                "torch_rng": torch.get_rng_state(), "aug_rng": aug_rng.bit_generator.state if aug_rng else None,
+                "aug_gen": aug_gen.get_state() if aug_gen is not None else None,
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
     @classmethod
     def restore(cls, saved: dict, model: nn.Module, loss_fn: nn.Module, optimizer, amp: MixedPrecision,
-                rng: np.random.Generator) -> TrainState:
+                rng: np.random.Generator, aug_rng: np.random.Generator | None = None,
+                aug_gen: torch.Generator | None = None) -> TrainState:
         model.load_state_dict(saved["model"])
         loss_fn.load_state_dict(saved["loss"])
         optimizer.load_state_dict(saved["optimizer"])
         amp.scaler.load_state_dict(saved["scaler"])
         rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(saved["torch_rng"])
+        if aug_rng is not None and saved.get("aug_rng") is not None:  # Mixco draws (seed 004 eq. 8)
+            aug_rng.bit_generator.state = saved["aug_rng"]
+        if aug_gen is not None and saved.get("aug_gen") is not None:  # text-mask draws
+            aug_gen.set_state(saved["aug_gen"])
         if saved.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         best = FitResult(saved["best_epoch"], saved["best_val"], list(saved["history"]))
@@ -258,7 +265,7 @@ def fit(
     state = TrainState(0, FitResult(best_epoch=-1, best_val={"t2a/mAP@10": -1.0}), None)
     saved = checkpointer.load() if checkpointer is not None else None
     if saved is not None:
-        state = TrainState.restore(saved, model, loss_fn, optimizer, amp, rng)
+        state = TrainState.restore(saved, model, loss_fn, optimizer, amp, rng, aug_rng, aug_gen)
         if on_epoch is not None and ctx.is_main:
             for record in state.best.history:  # the logger's earlier epochs were deleted with the stage's outs
                 on_epoch(record["epoch"], record)
@@ -309,7 +316,7 @@ def fit(
             state.best_state = copy.deepcopy({k: v for k, v in model.state_dict().items()})
         state.epoch = epoch + 1
         if checkpointer is not None and ctx.is_main:
-            checkpointer.save(state.to_dict(model, loss_fn, optimizer, amp, rng))
+            checkpointer.save(state.to_dict(model, loss_fn, optimizer, amp, rng, aug_rng, aug_gen))
         if on_epoch is not None and ctx.is_main:
             on_epoch(epoch, record)
     if state.best_state is not None:
