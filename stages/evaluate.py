@@ -2,7 +2,7 @@
 
 reports/headline.json (the declared DVC metric: `dvc exp show`, `dvc metrics diff`) holds test t2a mAP@10, R@1
 and R@10 per model and ensemble; reports/metrics.json holds everything (both directions, mAP@16 of the
-multi-relevance judgements when ``evaluate.relevance`` is set, data/prepared/relevance.csv being its copy).
+multi-relevance judgements when ``evaluate.relevance`` is set, data/judgements.csv being its copy).
 """
 
 from pathlib import Path
@@ -28,7 +28,7 @@ if __name__ == "__main__":
         "ensemble-stage2": [f"stage2-{e}" for e in params.encoders],
     }
     judged = setup().get("evaluate") or {}
-    relevance = ("data/prepared/relevance.csv", judged["relevance_dataset"]) if judged.get("relevance") else None
+    relevance = ("data/judgements.csv", judged["relevance_dataset"]) if judged.get("relevance") else None
     results = evaluate(params, models, "data/prepared", features, "data/text_features.npz", "test", ensembles,
                        relevance=relevance, relevance_k=int(judged.get("relevance_k", 16)))
     write_metrics("reports/metrics.json", results)

@@ -1,7 +1,8 @@
 """Stage prepare: params ``data.datasets`` -> data/prepared (fine-tuning and evaluation data) and
 ``data.pretrain`` -> data/pretrain (stage-1 training data; a copy of data/prepared when the list is empty).
-Each folder holds audio.parquet, captions.parquet and rejects.csv; data/prepared also holds relevance.csv, a
-copy of the judgements ``evaluate.relevance`` names (when set), so that evaluate depends on them."""
+Each folder holds audio.parquet, captions.parquet and rejects.csv. data/judgements.csv is a copy of the
+multi-relevance judgements ``evaluate.relevance`` names (empty when null), so that evaluate depends on them and
+nothing else does."""
 
 import shutil
 from pathlib import Path
@@ -29,4 +30,6 @@ if __name__ == "__main__":
         except TooManyRejects as err:
             fail(f"stage prepare: {err}")
     if relevance:
-        shutil.copyfile(relevance, "data/prepared/relevance.csv")
+        shutil.copyfile(relevance, "data/judgements.csv")
+    else:
+        Path("data/judgements.csv").write_text("")

@@ -19,7 +19,7 @@ from salsa2.losses import LOSSES
 from salsa2.losses.distill import BlendedDistill, MixedLoss
 from salsa2.model import DualEncoder, ModelConfig
 from salsa2.relevance import CaptionRelevance
-from salsa2.resume import Checkpointer, config_key
+from salsa2.resume import Checkpointer, config_key, file_digest
 from salsa2.targets import TargetBlocks, TeacherTargets
 from salsa2.text_features import TextFeatureStore, text_store
 from salsa2.train import FitResult, fit
@@ -47,18 +47,18 @@ def _splits(params: Params, data_dir, features_dir, frontend: FrontendConfig) ->
     return load("train"), load("val")
 
 
-def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData, out_dir,
+def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData,
                   inputs: tuple = ()) -> Checkpointer | None:
-    """Resume state of the run that writes ``out_dir``: one slot per output location (so concurrent runs
-    elsewhere never touch it), keyed by every param, the data's size and the size and mtime of the files
-    in ``inputs`` (stage 2: its stage-1 model and targets)."""
+    """Resume state of this run, keyed by what defines it (``salsa2.resume``): every param, the data's size and
+    the contents of ``inputs`` (stage 2: its stage-1 model and targets), not where it writes, so a queued or
+    ``--temp`` copy of the same run resumes it."""
     cfg = getattr(params, stage)
     if not cfg.resume:
         return None
-    stats = [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs if Path(p).exists()]
-    key = config_key(dataclasses.asdict(params), stage, encoder, len(train.audio_ids), len(train.caption_ids), stats)
-    slot = config_key(str(Path(out_dir).resolve()))[:12]
-    return Checkpointer(f"{stage}-{encoder}-{slot}", key)
+    digests = [file_digest(p) for p in inputs if Path(p).exists()]
+    key = config_key(dataclasses.asdict(params), stage, encoder, len(train.audio_ids), len(train.caption_ids),
+                     digests)
+    return Checkpointer(f"{stage}-{encoder}", key)
 
 
 def _finish(checkpointer: Checkpointer | None, out_dir, model: DualEncoder, info: dict) -> None:
@@ -104,7 +104,7 @@ def train_stage1(params: Params, encoder: str, data_dir, features_dir, text_feat
     store = text_store(params, text_features)
     enc = params.audio_encoder(encoder)
     targets = training_targets(params, train, text_features, relevance=params.loss == "listnet")
-    ckpt = _checkpointer(params, "stage1", encoder, train, out_dir)
+    ckpt = _checkpointer(params, "stage1", encoder, train)
     result = fit(model, supervised_loss(params), train, val, params.stage1, audio_lr=enc.lr, text_lr=params.text.lr,
                  text_features=store, teacher=targets, seed=params.seed, on_epoch=on_epoch,
                  batch_size=enc.batch_size, augment=params.augment, checkpointer=ckpt)
@@ -133,7 +133,7 @@ def train_stage2(params: Params, encoder: str, data_dir, features_dir, text_feat
                                ensemble=targets_path if use_ensemble else None)
     store = text_store(params, text_features)
     enc = params.audio_encoder(encoder)
-    ckpt = _checkpointer(params, "stage2", encoder, train, out_dir,
+    ckpt = _checkpointer(params, "stage2", encoder, train,
                          (Path(init_dir) / "model.safetensors", targets_path))
     result = fit(model, loss_fn, train, val, stage2, audio_lr=enc.lr * stage2.lr / params.stage1.lr,
                  text_lr=params.text.lr * stage2.lr / params.stage1.lr, text_features=store, teacher=teacher,
