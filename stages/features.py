@@ -5,12 +5,14 @@ import sys
 from common import fail, setup
 
 from salsa2.features import build_features, frontend_from_params, union_audio
+from salsa2.raw_shards import unpack_all
 from salsa2.tables import TooManyRejects, check_reject_share
 
 if __name__ == "__main__":
     name = sys.argv[1]
     raw = setup()
     sources = ["data/prepared", "data/pretrain"]
+    unpack_all(raw.get("downloads"))  # the audio the tables point at, in any checkout (dvc exp run --temp)
     rejects = build_features(sources, frontend_from_params(raw["frontends"][name]), f"data/features/{name}",
                              raw["data"]["min_duration"])
     if len(rejects):

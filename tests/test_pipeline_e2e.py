@@ -46,6 +46,8 @@ def project(tmp_path_factory) -> Path:
         shutil.copy(REPO / name, root / name)
     for name in ("stages", "src"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "data/raw").mkdir(parents=True)
+    shutil.copy(REPO / "data/raw/README.md", root / "data/raw/README.md")  # the downloads' folder (none here)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["demo"].update(n_train=40, n_val=12, n_test=12, workers=1)
     params["stage1"].update(epochs=2, batch_size=16)

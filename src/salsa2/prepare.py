@@ -10,16 +10,26 @@ import pandas as pd
 
 from salsa2.datasets import DATASETS
 from salsa2.fsutil import atomic_path
+from salsa2.raw_shards import unpack
 from salsa2.tables import read_tables, write_tables
 
 log = logging.getLogger(__name__)
 
 
+def dataset_args(entry: dict, raw_root: str | Path = "data/raw", unpacked_root: str | Path = "data/unpacked") -> dict:
+    """The builder kwargs of a ``data.datasets`` entry; ``raw: <download>`` points ``root`` at that download's
+    unpacked shards (``salsa2.raw_shards``; stage download@<download>)."""
+    args = dict(entry.get("args") or {})
+    if entry.get("raw"):
+        args["root"] = str(unpack(Path(raw_root) / entry["raw"], Path(unpacked_root) / entry["raw"]))
+    return args
+
+
 def prepare(datasets: list[dict], out_dir: str | Path) -> pd.DataFrame:
-    """Prepare every dataset of ``datasets`` ([{name, args}]) into one pair of tables; returns the rejects."""
+    """Prepare every dataset of ``datasets`` ([{name, args, raw}]) into one pair of tables; returns the rejects."""
     audio, captions, rejects = [], [], []
     for entry in datasets:
-        prepared = DATASETS.build(entry["name"], **(entry.get("args") or {}))
+        prepared = DATASETS.build(entry["name"], **dataset_args(entry))
         audio.append(prepared.audio)
         captions.append(prepared.captions)
         rejects.append(prepared.rejects)
