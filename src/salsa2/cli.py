@@ -47,7 +47,7 @@ def prepare(
     default_split: str = typer.Option("train", help="Split of clips when the caption file has no split column."),
 ) -> None:
     """Prepare your own folder of sounds + captions into salsa2's tables."""
-    from salsa2.pipeline import prepare as run_prepare
+    from salsa2.prepare import prepare as run_prepare
 
     rejects = run_prepare(
         [{"name": "folder", "args": {"root": str(folder), "captions": captions, "name": name,
@@ -66,7 +66,7 @@ def features(
     """Compute the log-mel cache of prepared clips for one frontend."""
     from salsa2.config import load_params
     from salsa2.features import frontend_from_params
-    from salsa2.pipeline import build_features
+    from salsa2.features import build_features
 
     cfg = frontend_from_params(load_params(params)["frontends"][frontend])
     rejects = build_features(data, cfg, out, min_duration)
