@@ -93,7 +93,7 @@ def test_stage2_param_reruns_only_stage2_and_evaluate(project):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], project)
     assert _ran(out) == {"stage2@cnn", "stage2@transformer", "evaluate"}
-    _run(["git", "checkout", "params.yaml"], project)
+    _run(["git", "checkout", "--", "."], project)  # params, dvc.lock and reports of the baseline
     _run(["dvc", "checkout", "-q"], project)
 
 
@@ -120,7 +120,7 @@ def test_judgements_are_optional(project):
     assert _ran(out) == {"prepare", "evaluate"}  # data/prepared is unchanged: nothing else re-runs
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert not any(k.startswith("t2a_multi/") for k in _flat(metrics["stage2-cnn"]))
-    _run(["git", "checkout", "params.yaml"], project)
+    _run(["git", "checkout", "--", "."], project)  # params, dvc.lock and reports of the baseline
     _run(["dvc", "checkout", "-q"], project)
 
 
