@@ -7,12 +7,19 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
 from salsa2.config import Params, load_params, training_params  # noqa: E402
 
-PARAMS = os.environ.get("SALSA2_PARAMS", "params.yaml")
+PARAMS = "params.yaml"  # the file dvc.yaml declares; no override (dvc.lock must record what was read)
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr naming what to fix, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _user_error_hook(kind, err, tb) -> None:
@@ -55,3 +62,21 @@ def live_logger(directory: str):
         live.next_step()
 
     return live, on_epoch
+
+
+def best_epoch_summary(history: list[dict], best_epoch: int) -> dict:
+    """dvclive's summary (metrics.json) as the best epoch's record, the one whose weights are saved, nested by
+    "/" as dvclive nests it; ``step`` and ``best_epoch`` name that epoch."""
+    summary: dict = {"step": best_epoch, "best_epoch": best_epoch}
+    for record in history:
+        if record["epoch"] != best_epoch:
+            continue
+        for key, value in record.items():
+            if key in ("epoch", "seconds") or not isinstance(value, float):
+                continue
+            *heads, leaf = key.split("/")
+            node = summary
+            for head in heads:
+                node = node.setdefault(head, {})
+            node[leaf] = value
+    return summary

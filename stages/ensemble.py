@@ -1,12 +1,10 @@
-"""Stage ensemble@<student>: C-hat, the mean of the teachers' similarity matrices (params: stage2.teachers)."""
-
-import sys
+"""Stage ensemble: C-hat of every distinct teacher set (params: encoders, stage2.teachers, stage2.targets)
+-> models/targets/<members joined by '+'>.npz, each computed once however many students read it."""
 
 from common import setup_training
 
-from salsa2.pipeline import build_ensemble
+from salsa2.ensemble import build_ensembles
 
 if __name__ == "__main__":
-    student = sys.argv[1]
-    members = build_ensemble(setup_training(), student, "models/sims", f"models/targets/{student}.npz")
-    print(f"targets for {student}: mean of {members} (M={len(members)})")
+    for name, members in build_ensembles(setup_training(), "models/sims", "models/targets").items():
+        print(f"targets {name}: mean of {members} (M={len(members)})")

@@ -1,15 +1,35 @@
 """Stage prepare: params ``data.datasets`` -> data/prepared (fine-tuning and evaluation data) and
 ``data.pretrain`` -> data/pretrain (stage-1 training data; a copy of data/prepared when the list is empty).
-Each folder holds audio.parquet, captions.parquet and rejects.csv."""
+Each folder holds audio.parquet, captions.parquet and rejects.csv. data/judgements.csv is a copy of the
+multi-relevance judgements ``evaluate.relevance`` names (empty when null), so that evaluate depends on them and
+nothing else does."""
 
-from common import setup
+import shutil
+from pathlib import Path
 
-from salsa2.pipeline import prepare, prepare_pretrain
+from common import fail, setup
+
+from salsa2.prepare import prepare, prepare_pretrain
+from salsa2.tables import TooManyRejects, check_reject_share, read_tables
 
 if __name__ == "__main__":
-    data = setup()["data"]
+    raw = setup()
+    data = raw["data"]
+    relevance = (raw.get("evaluate") or {}).get("relevance")
+    if relevance and not Path(relevance).is_file():
+        fail(f"params.yaml evaluate.relevance: {relevance} does not exist; set it to the judgements CSV or to null")
     for out, rejects in (("data/prepared", prepare(data["datasets"], "data/prepared")),
                          ("data/pretrain", prepare_pretrain(data["datasets"], data.get("pretrain"), "data/prepared",
                                                             "data/pretrain"))):
+        kept = len(read_tables(out)[0])
         if len(rejects):
             print(f"{len(rejects)} clips rejected, listed in {out}/rejects.csv")
+        try:
+            check_reject_share(len(rejects), kept + len(rejects), f"{out}/rejects.csv",
+                               float(data.get("max_reject_share", 0.05)))
+        except TooManyRejects as err:
+            fail(f"stage prepare: {err}")
+    if relevance:
+        shutil.copyfile(relevance, "data/judgements.csv")
+    else:
+        Path("data/judgements.csv").write_text("")

@@ -4,7 +4,7 @@ import sys
 
 from common import setup_training
 
-from salsa2.pipeline import dump_similarities
+from salsa2.similarities import dump_similarities
 
 if __name__ == "__main__":
     encoder = sys.argv[1]

@@ -9,10 +9,11 @@ import logging
 import os
 import sys
 
-from common import live_logger, setup_training
+from common import best_epoch_summary, live_logger, setup_training
 
 from salsa2.distributed import describe, launch_command
-from salsa2.pipeline import train_stage1, train_stage2
+from salsa2.ensemble import targets_path
+from salsa2.two_stage import train_stage1, train_stage2
 
 if __name__ == "__main__":
     stage, encoder = int(sys.argv[1]), sys.argv[2]
@@ -32,10 +33,9 @@ if __name__ == "__main__":
         result = train_stage1(params, encoder, data_dir="data/pretrain", out_dir=f"models/stage1/{encoder}", **common)
     else:
         result = train_stage2(params, encoder, data_dir="data/prepared", init_dir=f"models/stage1/{encoder}",
-                              targets_path=f"models/targets/{encoder}.npz", out_dir=f"models/stage2/{encoder}",
-                              **common)
+                              targets_path=targets_path(params, encoder, "models/targets"),
+                              out_dir=f"models/stage2/{encoder}", **common)
     if live is None:
         sys.exit(0)
-    live.summary["best_epoch"] = result.best_epoch
-    live.summary["best_val_t2a_mAP@10"] = result.best_val["t2a/mAP@10"]
+    live.summary = best_epoch_summary(result.history, result.best_epoch)
     live.end()

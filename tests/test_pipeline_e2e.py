@@ -24,6 +24,17 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+def _flat(nested: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in nested.items():
+        out.update(_flat(value, f"{prefix}{key}/") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _stale(project: Path) -> set[str]:
+    return set(json.loads(_run(["dvc", "status", "--json"], project) or "{}"))
+
+
 def _ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
@@ -35,6 +46,8 @@ def project(tmp_path_factory) -> Path:
         shutil.copy(REPO / name, root / name)
     for name in ("stages", "src"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "data/raw").mkdir(parents=True)
+    shutil.copy(REPO / "data/raw/README.md", root / "data/raw/README.md")  # the downloads' folder (none here)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["demo"].update(n_train=40, n_val=12, n_test=12, workers=1)
     params["stage1"].update(epochs=2, batch_size=16)
@@ -59,8 +72,12 @@ def test_repro_writes_every_report(project):
         assert metrics[name]["best_epoch"] >= 0
     assert (project / "reports/training_curves.png").stat().st_size > 10_000
     assert (project / "reports/train/stage1-cnn/plots/metrics/val/t2a/mAP@10.tsv").exists()
+    assert any(k.startswith("t2a_multi/") for k in _flat(metrics["stage2-cnn"]))  # the demo's judgements
+    assert sorted(p.name for p in (project / "models/targets").iterdir()) == ["cnn+transformer.npz"]  # one C-hat
     shown = _run(["dvc", "metrics", "show"], project)
-    assert "stage2-cnn.t2a.mAP@10" in shown
+    assert "stage2-cnn.mAP@10" in shown and "stage2-cnn.a2t" not in shown  # the short headline file is the metric
+    summary = json.loads((project / "reports/train/stage1-cnn/metrics.json").read_text())
+    assert summary["best_epoch"] == metrics["stage1-cnn"]["best_epoch"] == summary["step"]
     _run(["git", "add", "-A"], project)
     _run(["git", "commit", "-qm", "baseline"], project)
 
@@ -76,7 +93,36 @@ def test_stage2_param_reruns_only_stage2_and_evaluate(project):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], project)
     assert _ran(out) == {"stage2@cnn", "stage2@transformer", "evaluate"}
-    _run(["git", "checkout", "params.yaml"], project)
+    _run(["git", "checkout", "--", "."], project)  # params, dvc.lock and reports of the baseline
+    _run(["git", "clean", "-fdq", "--", "reports"], project)  # curves the variant added (e.g. new loss terms)
+    _run(["dvc", "checkout", "-q"], project)
+
+
+@pytest.mark.parametrize("edited, stale", [
+    ("src/salsa2/search.py", set()),  # used by `salsa2 search` only: no stage
+    ("src/salsa2/prepare.py", {"prepare"}),  # a body that lived in pipeline.py
+    ("src/salsa2/frontends.py", {"features@mel64", "text_features", "stage1@cnn", "stage1@transformer",
+                                 "similarities@cnn", "similarities@transformer", "stage2@cnn", "stage2@transformer",
+                                 "evaluate"}),
+])
+def test_code_edit_marks_exactly_its_importers(project, edited, stale):
+    path = project / edited
+    original = path.read_text()
+    path.write_text(original + "\n# edited\n")
+    try:
+        assert _stale(project) == stale
+    finally:
+        path.write_text(original)
+    assert _stale(project) == set()
+
+
+def test_judgements_are_optional(project):
+    out = _run(["dvc", "exp", "run", "-S", "evaluate.relevance=null"], project)
+    assert _ran(out) == {"prepare", "evaluate"}  # data/prepared is unchanged: nothing else re-runs
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert not any(k.startswith("t2a_multi/") for k in _flat(metrics["stage2-cnn"]))
+    _run(["git", "checkout", "--", "."], project)  # params, dvc.lock and reports of the baseline
+    _run(["git", "clean", "-fdq", "--", "reports"], project)  # curves the variant added (e.g. new loss terms)
     _run(["dvc", "checkout", "-q"], project)
 
 
@@ -85,4 +131,4 @@ def test_sigmoid_experiment_and_metrics_diff(project):
     ran = _ran(out)
     assert {"stage1@cnn", "stage1@transformer", "evaluate"} <= ran and "demo" not in ran
     diff = _run(["dvc", "metrics", "diff", "--all"], project)
-    assert "stage1-cnn.t2a.mAP@10" in diff
+    assert "stage1-cnn.mAP@10" in diff

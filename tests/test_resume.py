@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from salsa2.resume import Checkpointer, config_key
@@ -66,9 +67,27 @@ def test_state_of_other_params_is_discarded(tmp_path):
     old = Checkpointer("stage1-cnn", config_key({"lr": 1}), tmp_path)
     old.save({"epoch": 3})
     assert old.load()["epoch"] == 3
+    old.release()  # its process died
     new = Checkpointer("stage1-cnn", config_key({"lr": 2}), tmp_path)
     assert new.load() is None
     assert not old.dir.exists()  # stale state removed
     new.save({"epoch": 1})
     new.clear()
     assert not (tmp_path / "stage1-cnn").exists()
+
+
+def test_state_of_a_live_run_is_kept_and_keys_ignore_the_output_path(tmp_path):
+    """A concurrent run (another key, lock held) keeps its state; the same key is refused while held."""
+    live = Checkpointer("stage1-cnn", config_key({"lr": 1}), tmp_path)
+    live.load()
+    live.save({"epoch": 2})
+    other = Checkpointer("stage1-cnn", config_key({"lr": 2}), tmp_path)
+    assert other.load() is None
+    assert live.path.exists()  # not deleted: its process holds the lock
+    twin = Checkpointer("stage1-cnn", config_key({"lr": 1}), tmp_path)
+    with pytest.raises(RuntimeError, match="another process"):
+        twin.load()
+    live.release()
+    assert twin.load()["epoch"] == 2  # a copy of the same run (e.g. dvc exp run --temp) resumes it
+    twin.clear()
+    other.clear()

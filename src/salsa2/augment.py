@@ -25,27 +25,12 @@ per caption chosen at random (``MaskedViewBank``): k forwards per caption in all
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from salsa2.config import AugmentParams  # noqa: F401 - defined with the other params (torch-free)
 from salsa2.losses.base import positives_to_target
-
-
-@dataclass(frozen=True)
-class AugmentParams:
-    """``augment`` in params.yaml."""
-
-    mixco: bool = False
-    mixco_tau: float = 0.05
-    text_mask: float = 0.0
-    text_mask_views: int = 0  # 0: re-mask every batch; k: k masked views per caption, drawn once (frozen text)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.text_mask < 1.0:
-            raise ValueError(f"augment.text_mask must lie in [0, 1), got {self.text_mask}")
 
 
 def mix_logmel(mel: torch.Tensor, lengths: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor,

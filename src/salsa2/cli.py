@@ -71,7 +71,7 @@ def prepare(
                                                           "column."),
 ) -> None:
     """Prepare your own folder of sounds + captions into salsa2's tables."""
-    from salsa2.pipeline import prepare as run_prepare
+    from salsa2.prepare import prepare as run_prepare
 
     rejects = run_prepare(
         [{"name": "folder", "args": {"root": str(folder), "captions": captions, "name": name,
@@ -91,7 +91,7 @@ def features(
     """Compute the log-mel cache of prepared clips for one frontend."""
     from salsa2.config import load_params
     from salsa2.features import frontend_from_params
-    from salsa2.pipeline import build_features
+    from salsa2.features import build_features
 
     frontends = load_params(params).get("frontends") or {}
     if frontend not in frontends:

@@ -18,16 +18,9 @@ VERBOSE = {"on": bool(os.environ.get("SALSA2_VERBOSE"))}
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input, a missing file or a wrong option (each message names what and the fix)."""
-    from salsa2.archive import ArchiveError
-    from salsa2.config import ConfigError
-    from salsa2.download import DownloadError
-    from salsa2.encoders.passt import PasstUnavailable
-    from salsa2.encoders.text import TextModelUnavailable
-    from salsa2.weights import WeightsUnavailable
-
-    return (UserError, ConfigError, ValueError, OSError, ArchiveError, DownloadError, PasstUnavailable,
-            TextModelUnavailable, WeightsUnavailable, UnicodeError)
+    """Exceptions that mean bad input, a missing file or a wrong option (each message names what and the fix):
+    every salsa2 user error subclasses :class:`UserError`; OS and decoding errors name their file."""
+    return (UserError, ValueError, OSError, UnicodeError)
 
 
 def one_line(err: BaseException) -> str:

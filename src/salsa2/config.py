@@ -1,4 +1,7 @@
-"""params.yaml -> frozen dataclasses. Unknown keys are rejected with the dotted path that holds them."""
+"""params.yaml -> frozen dataclasses. Unknown keys are rejected with the dotted path that holds them.
+
+Imported by every stage, so it stays light: no torch, nothing from training (tests/test_dvc_deps.py).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,13 @@ from typing import Any, TypeVar
 
 import yaml
 
-from salsa2.augment import AugmentParams
-from salsa2.frontends import FrontendConfig
+from salsa2.frontend_config import FrontendConfig
+from salsa2.errors import UserError
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     pass
 
 
@@ -44,6 +47,20 @@ def parse(cls: type[T], data: Any, where: str) -> T:
         return cls(**kwargs)
     except TypeError as err:
         raise ConfigError(f"{where}: {err}") from None
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """``augment`` in params.yaml (used by ``salsa2.augment``)."""
+
+    mixco: bool = False
+    mixco_tau: float = 0.05
+    text_mask: float = 0.0
+    text_mask_views: int = 0  # 0: re-mask every batch; k: k masked views per caption, drawn once (frozen text)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.text_mask < 1.0:
+            raise ValueError(f"augment.text_mask must lie in [0, 1), got {self.text_mask}")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from salsa2.audio import AudioReadError
 from salsa2.frontends import FrontendConfig, LogMel
 from salsa2.fsutil import atomic_dir, read_json, write_json
 from salsa2.logmel_stream import load_logmel
+from salsa2.tables import read_tables
 
 SHARD_BYTES = 128 * 2**20
 
@@ -147,3 +148,16 @@ def frontend_from_params(d: dict) -> FrontendConfig:
     if unknown:
         raise ValueError(f"unknown frontend settings {sorted(unknown)}; known: {sorted(known)}")
     return FrontendConfig(**d)
+
+
+def union_audio(data_dirs: str | Path | list) -> pd.DataFrame:
+    """The audio tables of one or several prepared folders, each clip once."""
+    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    audio = pd.concat([read_tables(d)[0] for d in dirs], ignore_index=True)
+    return audio.drop_duplicates("audio_id", keep="first").reset_index(drop=True)
+
+
+def build_features(data_dir: str | Path | list, frontend: FrontendConfig, out_dir: str | Path, min_duration: float):
+    """Log-mel cache of every clip of ``data_dir`` (a prepared folder or a list of them, e.g. fine-tuning +
+    pretraining data)."""
+    return build_cache(out_dir, union_audio(data_dir), frontend, min_duration=min_duration)

@@ -1,10 +1,13 @@
 """Resumable training: a checkpoint of the whole training state after every epoch, outside DVC's outputs.
 
 ``dvc repro`` deletes a stage's declared outputs before it runs, so the resume state lives in a scratch
-directory that no stage declares (``SALSA2_RESUME_DIR``, default ``~/.cache/salsa2/resume``; see
-/work/shared/DVC.md sec. 1). It is keyed by a hash of everything that defines the run (the stage's
-params, the stage and encoder names, the training data's size and the checkout's absolute path): a run
-whose key differs starts fresh and removes the stale state; a run that finishes deletes its state.
+directory that no stage declares (``SALSA2_RESUME_DIR``, default ``~/.cache/salsa2/resume``). It is keyed by
+a hash of everything that defines the run (the params, the stage and encoder names, the training data's size
+and the contents of its input files), never by where the run writes: a ``dvc exp run --temp`` or queued run
+of the same configuration resumes the state a killed workspace run left, and vice versa. A running process
+holds an exclusive ``flock`` on its state's ``lock`` file; state of another key of the same stage and encoder
+whose lock nobody holds (its run was killed, then the params changed) is deleted, state of a live concurrent
+run is kept. A run that finishes deletes its state.
 
 State per epoch: model, loss and optimizer weights, the GradScaler, numpy's and torch's RNG states, the
 next epoch, the best epoch so far with its weights, and the history (replayed to the logger on resume so
@@ -14,6 +17,7 @@ the curves stay whole).
 from __future__ import annotations
 
 import hashlib
+import fcntl
 import json
 import logging
 import os
@@ -39,6 +43,15 @@ def config_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def file_digest(path: str | Path, chunk: int = 2**24) -> str:
+    """sha256 of a file's contents (same in every checkout, unlike its path or mtime)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Checkpointer:
     """The resume state of one training run: ``<root>/<name>/<key>/last.pt``."""
 
@@ -48,19 +61,55 @@ class Checkpointer:
         self.parent = self.parent / name
         self.dir = self.parent / key
         self.disabled = False
+        self._lock: int | None = None
 
     @property
     def path(self) -> Path:
         return self.dir / STATE_FILE
 
+    @staticmethod
+    def _try_lock(directory: Path) -> int | None:
+        """An fd holding ``directory/lock`` exclusively, or None when another process holds it."""
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def release(self) -> None:
+        """Give up the lock (a process's exit does the same)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     def load(self) -> dict | None:
-        """The saved state of this key, or None; state saved under other keys is deleted (params changed), and an
-        unreadable state (a disk that filled up mid-write under an older version) is discarded with a warning."""
+        """The saved state of this key, or None. Takes this key's lock; deletes state of other keys that no live
+        process holds (stale: its run died and the params changed since). Under torchrun only rank 0 locks and
+        cleans up; the other ranks read the same state."""
+        if int(os.environ.get("RANK", "0")) != 0:
+            return self._read()
         if self.parent.is_dir():
-            for stale in self.parent.iterdir():
-                if stale.name != self.key:
-                    log.info("discarding resume state %s (params changed)", stale)
-                    shutil.rmtree(stale, ignore_errors=True)
+            for other in self.parent.iterdir():
+                if other.name == self.key or not other.is_dir():
+                    continue
+                fd = self._try_lock(other)
+                if fd is None:
+                    log.info("keeping resume state %s: a running process holds it", other)
+                    continue
+                log.info("discarding resume state %s (params changed)", other)
+                shutil.rmtree(other, ignore_errors=True)
+                os.close(fd)
+        if self._lock is None:
+            self._lock = self._try_lock(self.dir)
+            if self._lock is None:
+                raise RuntimeError(f"{self.dir}: another process is running the same configuration; wait for it "
+                                   "or set SALSA2_RESUME_DIR to a folder of its own")
+        return self._read()
+
+    def _read(self) -> dict | None:
         if not self.path.exists():
             return None
         try:
@@ -94,5 +143,6 @@ class Checkpointer:
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        self.release()
         if self.parent.is_dir() and not any(self.parent.iterdir()):
             self.parent.rmdir()

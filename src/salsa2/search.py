@@ -155,7 +155,7 @@ class CaptionSet:
 def check_query(texts: Sequence[str]) -> None:
     """A query must contain a word: an empty or punctuation-only query would rank every file arbitrarily."""
     for t in texts:
-        if not normalize_for_model(str(t)):
+        if not normalize_for_model(str(t)).strip():
             raise UserError(f"query {t!r} has no words (only spaces or punctuation); describe the sound in words, "
                             "e.g. 'a dog barks while cars pass'")
 

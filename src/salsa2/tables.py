@@ -107,3 +107,16 @@ def read_tables(data_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         pd.read_parquet(data_dir / "captions.parquet"), CAPTION_COLUMNS, str(data_dir / "captions.parquet")
     )
     return audio, captions
+
+
+class TooManyRejects(UserError, ValueError):
+    """More clips were rejected than ``data.max_reject_share`` allows (missing or unreadable audio)."""
+
+
+def check_reject_share(rejected: int, total: int, rejects_file: str | Path, max_share: float) -> None:
+    """Raise when ``rejected / total`` exceeds ``max_share`` (a stage that caches 0 of 100 clips must not pass)."""
+    share = rejected / total if total else 1.0
+    if share > max_share:
+        raise TooManyRejects(
+            f"{rejected} of {total} clips rejected ({share:.1%} > data.max_reject_share {max_share:.1%}); "
+            f"see {rejects_file} for why, fix the audio (or raise data.max_reject_share)")

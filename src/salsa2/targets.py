@@ -25,13 +25,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 from numpy.lib import format as npy_format
 
 from salsa2.fsutil import atomic_path
+
+if TYPE_CHECKING:  # torch only where a training run reads blocks: the ensemble stage stays torch-free
+    import torch
 
 TARGET_MODES = ("auto", "dense", "embeddings")
 DENSE_MAX_ENTRIES = 25_000_000  # auto: a dense C-hat of at most this many float32 entries (100 MB)
@@ -321,6 +323,8 @@ class TeacherTargets:
 
     def block(self, audio_idx: np.ndarray, caption_idx: np.ndarray) -> torch.Tensor:
         """(A, T) block of C-hat for the batch's clip and caption indices (into the training data)."""
+        import torch
+
         rows, cols = self.rows[audio_idx], self.cols[caption_idx]
         if self.kind == "dense":
             return torch.from_numpy(np.asarray(self.matrix[np.ix_(rows, cols)], np.float32))

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from salsa2.data import load_split
+from salsa2.encoders import TEXT_ENCODERS
 from salsa2.fsutil import atomic_path
 
 
@@ -50,3 +52,30 @@ class TextFeatureStore:
             raise KeyError(
                 f"caption {err.args[0]!r} has no cached text feature; re-run the text_features stage"
             ) from None
+
+
+def text_store(params, text_features: str | Path | None) -> TextFeatureStore | None:
+    """The cached features of ``params`` (a ``config.Params``), used exactly when the text encoder is frozen."""
+    if params.text.trainable_layers != 0 or text_features is None:
+        return None
+    return TextFeatureStore(text_features)
+
+
+def build_text_features(data_dir: str | Path | list, model: str, max_length: int, normalize: bool | str,
+                        pooling: str | None, out_path: str | Path) -> None:
+    """Frozen-text features of every caption of ``data_dir`` (one prepared folder or a list; each caption once)."""
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    caption_ids: list[str] = []
+    texts: list[str] = []
+    seen: set[str] = set()
+    for d in dirs:
+        data = load_split(d, ["train", "val", "test"], normalize_text=normalize)
+        for cid, text in zip(data.caption_ids, data.texts):
+            if cid not in seen:
+                seen.add(cid)
+                caption_ids.append(cid)
+                texts.append(text)
+    kwargs = {"max_length": max_length, "trainable_layers": 0, **({"pooling": pooling} if pooling else {})}
+    encoder = TEXT_ENCODERS.build(model, **kwargs)
+    feats = compute_text_features(encoder, texts)
+    save_text_features(out_path, caption_ids, feats, {"model": model, "normalize": normalize, **kwargs})

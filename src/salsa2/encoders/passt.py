@@ -28,10 +28,11 @@ from torch import nn
 from salsa2 import weights as W
 from salsa2.encoders import AUDIO_ENCODERS
 from salsa2.encoders.base import AudioEncoder, SnippetEncoder, lengths_to_mask
+from salsa2.errors import UserError
 from salsa2.frontends import FrontendConfig
 
 
-class PasstUnavailable(ImportError):
+class PasstUnavailable(UserError, ImportError):
     pass
 
 

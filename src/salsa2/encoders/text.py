@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from salsa2.encoders import TEXT_ENCODERS
+from salsa2.errors import UserError
 
 
-class TextModelUnavailable(RuntimeError):
+class TextModelUnavailable(UserError, RuntimeError):
     pass
 
 
