@@ -43,7 +43,9 @@ class LazyTextEncoder(nn.Module):
             inner = self._build()
             if inner.out_dim != self.out_dim:
                 raise RuntimeError(f"text encoder {self.name!r} is {inner.out_dim} wide, expected {self.out_dim}")
-            self.inner = inner.to(self._device_probe.device).train(self.training)
+            # As built eagerly: the wrapper is left as built (its HF model in eval mode) until .train()/.eval().
+            self.inner = inner.to(self._device_probe.device) if self.training else inner.to(
+                self._device_probe.device).eval()
         return self.inner
 
     def set_trainable_layers(self, k: int) -> None:
