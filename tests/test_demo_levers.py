@@ -99,7 +99,7 @@ def test_length_sorted_text_features_equal_unsorted(minilm):
     got = compute_text_features(minilm, texts, batch_size=2)
     with torch.no_grad():
         want = np.concatenate([minilm.encode(texts[s : s + 2]).numpy() for s in range(0, len(texts), 2)])
-    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # float32: batch composition moves the last bits
 
 
 @pytest.mark.parametrize("train_mode", [False, True])
