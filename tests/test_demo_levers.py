@@ -14,7 +14,7 @@ from salsa2.encoders.lazy_text import LazyTextEncoder
 from salsa2.frontends import FrontendConfig
 from salsa2.model import DualEncoder, ModelConfig
 from salsa2.text_features import compute_text_features
-from salsa2.train import fit, trained_state, validates
+from salsa2.train import fit, load_trained_state, trained_state, validates
 from tiny import tiny_data, tiny_model
 
 MEL64 = FrontendConfig(n_mels=64, f_max=8000.0)
@@ -75,6 +75,8 @@ def test_frozen_text_encoder_is_not_loaded_and_weights_are_bit_identical(minilm)
     assert set(lazy.state_dict()) == set(eager_state)  # resume files hold no MiniLM weights
     for k, v in lazy.state_dict().items():
         assert torch.equal(v, eager_state[k]), k
+    load_trained_state(lazy, eager.state_dict())  # an older resume state with MiniLM's weights still loads
+    assert not lazy.text_encoder.loaded
     # Free text still works: the encoder is built on first use and matches the eager one.
     texts = ["a dog barks", "rain falls on a tin roof while thunder rumbles far away"]
     lazy.eval()
@@ -85,6 +87,16 @@ def test_frozen_text_encoder_is_not_loaded_and_weights_are_bit_identical(minilm)
     assert lazy.text_encoder.loaded
     assert torch.allclose(got, want, atol=1e-6)
     assert set(trained_state(lazy)) == set(eager_state)  # still excluded once loaded
+
+
+def test_training_state_of_another_model_is_refused():
+    state = trained_state(tiny_model())
+    state["audio_proj.extra"] = torch.zeros(1)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        load_trained_state(tiny_model(), state)
+    del state["audio_proj.extra"], state["audio_proj.weight"]
+    with pytest.raises(RuntimeError, match="missing"):
+        load_trained_state(tiny_model(), state)
 
 
 def test_trainable_text_encoder_is_built_eagerly(minilm):
@@ -143,3 +155,30 @@ def test_demo_transformer_has_no_dropout():
     enc = AUDIO_ENCODERS.build("small_transformer", frontend=MEL64, **kwargs)
     rates = [m.p for m in enc.modules() if isinstance(m, torch.nn.Dropout)]
     assert rates and all(p == 0.0 for p in rates)
+
+
+def test_interrupted_fit_resumes_bit_identically_with_validation_every_2(tmp_path):
+    """In-process twin of test_resume (no subprocess start-up): stop after epoch 1's checkpoint, re-run."""
+    from salsa2.resume import Checkpointer
+
+    train, store = tiny_data(20, seed=0)
+    val, _ = tiny_data(8, seed=0)
+    cfg = TrainParams(epochs=4, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu",
+                      validate_every=2)
+
+    def run(root, stop_at=None):
+        def on_epoch(epoch, record):
+            if epoch == stop_at:
+                raise KeyboardInterrupt
+        model = tiny_model(dropout=0.1)
+        result = fit(model, _nt_xent(), train, val, cfg, audio_lr=1e-3, text_lr=0.0, text_features=store,
+                     on_epoch=on_epoch, checkpointer=Checkpointer("tiny", "key0", root))
+        return model, result
+
+    straight, want = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_at=1)
+    resumed, got = run(tmp_path / "b")
+    assert got.best_epoch == want.best_epoch and got.best_val == want.best_val
+    for key, value in straight.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key

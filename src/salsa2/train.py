@@ -87,7 +87,10 @@ def trained_state(model: nn.Module) -> dict:
 
 
 def load_trained_state(model: nn.Module, state: dict) -> None:
-    """Inverse of ``trained_state``: every key but the frozen text encoder's must match."""
+    """Inverse of ``trained_state``: every key but the frozen text encoder's must match (an older state that
+    holds its weights loads too; they are the pretrained ones the encoder is rebuilt from)."""
+    if getattr(model, "text_encoder", None) is not None and model.text_encoder.frozen:
+        state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("text_encoder.")]
     if missing or unexpected:
