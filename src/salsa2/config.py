@@ -138,6 +138,7 @@ class TrainParams:
     ddp_static_graph: bool = False  # DDP static_graph (the same autograd graph every step)
     resume: bool = True
     relevance_weight: float = 0.0  # stage 2: share of ListNet (caption-relevance) targets in L_dist
+    validate_every: int = 1        # validate every k epochs (and always the last); the best validated is kept
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterator
@@ -17,6 +18,10 @@ from salsa2.text_norm import normalize_for_model, normalize_mode
 
 log = logging.getLogger(__name__)
 PAD_MULTIPLE = 128  # pad batches to a multiple of this many frames: fewer distinct shapes, steadier memory
+# Training batches of an encoder that declares ``pad_multiple`` (its stride / token stack) are padded to a multiple
+# of lcm(that, PAD_BUCKET): less padding than 128 frames, yet few distinct shapes (a new length every batch grows
+# the CPU allocator's cache; issue 16).
+PAD_BUCKET = 32
 
 
 @dataclass
@@ -83,8 +88,10 @@ def load_split(
     )
 
 
-def collate_mels(mels: list[np.ndarray], max_frames: int = 0, rng: np.random.Generator | None = None):
-    """Pad (n_mels, T_i) arrays into (B, n_mels, T) float32 and (B,) lengths; T a multiple of PAD_MULTIPLE.
+def collate_mels(mels: list[np.ndarray], max_frames: int = 0, rng: np.random.Generator | None = None,
+                 pad_multiple: int = PAD_MULTIPLE):
+    """Pad (n_mels, T_i) arrays into (B, n_mels, T) float32 and (B,) lengths; T a multiple of ``pad_multiple``
+    (training: the encoder's ``pad_multiple``, see ``pad_multiple_of``).
 
     With ``max_frames`` > 0, longer clips are cropped to a random (``rng``) or the first window.
     """
@@ -95,11 +102,17 @@ def collate_mels(mels: list[np.ndarray], max_frames: int = 0, rng: np.random.Gen
             m = m[:, start : start + max_frames]
         crops.append(m)
     lengths = np.array([m.shape[1] for m in crops])
-    width = int(-(-lengths.max() // PAD_MULTIPLE) * PAD_MULTIPLE)
+    width = int(-(-lengths.max() // pad_multiple) * pad_multiple)
     out = np.zeros((len(crops), crops[0].shape[0], width), dtype=np.float32)
     for i, m in enumerate(crops):
         out[i, :, : m.shape[1]] = m
     return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+def pad_multiple_of(encoder) -> int:
+    """Frames a training batch of ``encoder`` is padded to a multiple of (PAD_MULTIPLE if it declares nothing)."""
+    need = getattr(encoder, "pad_multiple", None)
+    return math.lcm(int(need), PAD_BUCKET) if need else PAD_MULTIPLE
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
-from salsa2.data import Batch, RetrievalData, collate_mels, iterate_batches
+from salsa2.data import PAD_MULTIPLE, Batch, RetrievalData, collate_mels, iterate_batches
 
 T = TypeVar("T")
 
@@ -38,10 +38,11 @@ class LoadedBatch:
 
 
 def epoch_batches(data: RetrievalData, batch_size: int, layout: str, rng: np.random.Generator,
-                  max_frames: int = 0) -> Iterator[LoadedBatch]:
-    """One epoch: every batch's indices, then its crops, drawn from ``rng`` in the training loop's order."""
+                  max_frames: int = 0, pad_multiple: int = PAD_MULTIPLE) -> Iterator[LoadedBatch]:
+    """One epoch: every batch's indices, then its crops, drawn from ``rng`` in the training loop's order; frames
+    padded to a multiple of ``pad_multiple`` (the encoder's, ``data.pad_multiple_of``)."""
     for batch in iterate_batches(data, batch_size, layout, rng):
-        mel, lengths = collate_mels([data.mel(i) for i in batch.audio], max_frames, rng)
+        mel, lengths = collate_mels([data.mel(i) for i in batch.audio], max_frames, rng, pad_multiple)
         yield LoadedBatch(batch, mel, lengths)
 
 

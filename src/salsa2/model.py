@@ -17,6 +17,7 @@ from torch import nn
 
 from salsa2.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
 from salsa2.encoders.base import AudioEncoder, weighted_mean
+from salsa2.encoders.lazy_text import KNOWN_WIDTHS, LazyTextEncoder
 from salsa2.frontends import FrontendConfig
 from salsa2.pooling import TextAwarePooling
 
@@ -60,6 +61,13 @@ class ModelConfig:
         return cls(**d)
 
 
+def build_text_encoder(name: str, kwargs: dict) -> nn.Module:
+    """The text encoder of a config; a frozen one of known width loads its weights only when used (issue 16)."""
+    if kwargs.get("trainable_layers", -1) == 0 and name in KNOWN_WIDTHS:
+        return LazyTextEncoder(name, KNOWN_WIDTHS[name], lambda: TEXT_ENCODERS.build(name, **kwargs))
+    return TEXT_ENCODERS.build(name, **kwargs)
+
+
 class DualEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig, audio_encoder: AudioEncoder | None = None, text_encoder=None) -> None:
         super().__init__()
@@ -67,7 +75,7 @@ class DualEncoder(nn.Module):
         self.audio_encoder = audio_encoder or AUDIO_ENCODERS.build(
             cfg.audio_arch, frontend=cfg.frontend, **cfg.audio_kwargs
         )
-        self.text_encoder = text_encoder or TEXT_ENCODERS.build(cfg.text_model, **cfg.text_kwargs)
+        self.text_encoder = text_encoder or build_text_encoder(cfg.text_model, cfg.text_kwargs)
         self.audio_proj = nn.Linear(self.audio_encoder.out_dim, cfg.embed_dim)
         self.text_proj = nn.Linear(self.text_encoder.out_dim, cfg.embed_dim)
         if cfg.pooling not in POOLINGS:

@@ -20,12 +20,15 @@ from salsa2.fsutil import atomic_path
 
 @torch.no_grad()
 def compute_text_features(encoder, texts: list[str], batch_size: int = 128) -> np.ndarray:
+    """(N, H) features in ``texts`` order. Batches hold captions of similar length (sorted by characters, then
+    restored), so little of each batch is padding: same features to float precision, about half the time."""
     encoder.eval()
-    out = [
-        encoder.encode(texts[s : s + batch_size]).float().cpu().numpy()
-        for s in tqdm(range(0, len(texts), batch_size), desc="text features", unit="batch")
-    ]
-    return np.concatenate(out) if out else np.zeros((0, encoder.out_dim), np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), encoder.out_dim), np.float32)
+    for s in tqdm(range(0, len(texts), batch_size), desc="text features", unit="batch"):
+        idx = order[s : s + batch_size]
+        out[idx] = encoder.encode([texts[i] for i in idx]).float().cpu().numpy()
+    return out
 
 
 def save_text_features(path: str | Path, caption_ids: list[str], features: np.ndarray, meta: dict) -> None:

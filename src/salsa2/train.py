@@ -24,7 +24,7 @@ from salsa2.augment import (
     mixco_loss,
 )
 from salsa2.config import TrainParams
-from salsa2.data import Batch, RetrievalData, num_batches
+from salsa2.data import Batch, RetrievalData, num_batches, pad_multiple_of
 from salsa2.distributed import (DistContext, check_batch_sizes, current, gather_rows, no_sync, prepare_model, shard,
                                 shard_counts, wrap)
 from salsa2.embed import model_scores
@@ -76,6 +76,11 @@ def param_groups(model: DualEncoder, loss_fn: nn.Module, audio_lr: float, text_l
     return [g for g in groups if g["params"]]
 
 
+def validates(epoch: int, epochs: int, every: int) -> bool:
+    """Whether ``epoch`` (0-based) is validated: every ``every``-th epoch and always the last one."""
+    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+
+
 @dataclass
 class FitResult:
     best_epoch: int
@@ -85,6 +90,26 @@ class FitResult:
 
 def evaluate_model(model: DualEncoder, data: RetrievalData, text_features: TextFeatureStore | None) -> dict:
     return bidirectional_metrics(model_scores(model, data, text_features), data.audio_ids, data.caption_audio_ids)
+
+
+def trained_state(model: nn.Module) -> dict:
+    """The model's state without a frozen text encoder (rebuilt from its source; never in resume files)."""
+    state = model.state_dict()
+    if getattr(model, "text_encoder", None) is not None and model.text_encoder.frozen:
+        state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
+    return state
+
+
+def load_trained_state(model: nn.Module, state: dict) -> None:
+    """Inverse of ``trained_state``: every key but the frozen text encoder's must match (an older state that
+    holds its weights loads too; they are the pretrained ones the encoder is rebuilt from)."""
+    if getattr(model, "text_encoder", None) is not None and model.text_encoder.frozen:
+        state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("text_encoder.")]
+    if missing or unexpected:
+        raise RuntimeError(f"saved training state does not match the model: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
 
 
 @dataclass
@@ -99,7 +124,7 @@ class TrainState:
                 rng: np.random.Generator, aug_rng: np.random.Generator | None = None,
                 aug_gen: torch.Generator | None = None) -> dict:
         return {"epoch": self.epoch, "best_epoch": self.best.best_epoch, "best_val": self.best.best_val,
-                "history": self.best.history, "best_state": self.best_state, "model": model.state_dict(),
+                "history": self.best.history, "best_state": self.best_state, "model": trained_state(model),
                 "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": amp.scaler.state_dict(), "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(), "aug_rng": aug_rng.bit_generator.state if aug_rng else None,
@@ -110,7 +135,7 @@ class TrainState:
     def restore(cls, saved: dict, model: nn.Module, loss_fn: nn.Module, optimizer, amp: MixedPrecision,
                 rng: np.random.Generator, aug_rng: np.random.Generator | None = None,
                 aug_gen: torch.Generator | None = None) -> TrainState:
-        model.load_state_dict(saved["model"])
+        load_trained_state(model, saved["model"])
         loss_fn.load_state_dict(saved["loss"])
         optimizer.load_state_dict(saved["optimizer"])
         amp.scaler.load_state_dict(saved["scaler"])
@@ -259,9 +284,12 @@ def fit(
     accumulate = cfg.accumulate
     if accumulate < 1:
         raise ValueError(f"accumulate must be >= 1 (optimizer step every k batches), got {accumulate}")
+    if cfg.validate_every < 1:
+        raise ValueError(f"validate_every must be >= 1 (validate every k epochs), got {cfg.validate_every}")
     steps = num_batches(train, batch_size, cfg.layout)
     end_factor = cfg.lr_min / cfg.lr
     max_frames = int(cfg.max_seconds * model.frontend.frames_per_second) if cfg.max_seconds else 0
+    pad_to = pad_multiple_of(model.audio_encoder)
     state = TrainState(0, FitResult(best_epoch=-1, best_val={"t2a/mAP@10": -1.0}), None)
     saved = checkpointer.load() if checkpointer is not None else None
     if saved is not None:
@@ -269,56 +297,63 @@ def fit(
         if on_epoch is not None and ctx.is_main:
             for record in state.best.history:  # the logger's earlier epochs were deleted with the stage's outs
                 on_epoch(record["epoch"], record)
-    best = state.best
-    runner = wrap(model, loss_fn, ctx, find_unused_parameters=cfg.ddp_find_unused, static_graph=cfg.ddp_static_graph)
-    for epoch in range(state.epoch, cfg.epochs):
-        model.train()
-        if model.text_encoder.frozen:
-            model.text_encoder.eval()
-        loss_fn.train()
-        sums: dict[str, float] = {}
-        start = time.time()
-        loader = Prefetcher(epoch_batches(train, batch_size, cfg.layout, rng, max_frames), cfg.prefetch,
-                            pin=dev.type == "cuda")
-        bar = tqdm(loader, total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not ctx.is_main)
-        for step, loaded in enumerate(bar):
-            batch = loaded.batch
-            factor = lr_factor(epoch + step / steps, cfg.warmup_epochs, cfg.epochs, end_factor, cfg.cosine_epochs)
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * factor
-            # Every process holds the whole global batch (same RNG draws) and encodes its own share.
-            mel, lengths = to_device(loaded.mel, dev), to_device(loaded.lengths, dev)
-            rows, cols = shard(len(batch.audio), ctx), shard(len(batch.captions), ctx)
-            step_inputs = StepInputs(batch, mel, lengths, rows, cols, ctx, amp, train, text_features, augment,
-                                     aug_gen, views, aug_rng, teacher)
-            group_start = step - step % accumulate
-            sync = step + 1 == steps or (step + 1) % accumulate == 0
-            with no_sync(runner, sync):  # DDP all-reduces gradients in the backward of a group's last batch
-                terms = runner(step_inputs.terms)
-                loss = total_loss(terms)
-                amp.backward(loss / min(accumulate, steps - group_start))
-            if sync:
-                amp.step(optimizer, model.parameters(), cfg.grad_clip)
-                optimizer.zero_grad(set_to_none=True)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        train_stats = {f"train/{k}": v / steps for k, v in sums.items()}
-        val_metrics = evaluate_model(model, val, text_features)
-        record = {"epoch": epoch, **train_stats, **{f"val/{k}": v for k, v in val_metrics.items()},
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - start}
-        best.history.append(record)
-        log.info("epoch %d loss %.4f val t2a mAP@10 %.4f (%.1f s)", epoch, train_stats["train/loss"],
-                 val_metrics["t2a/mAP@10"], record["seconds"])
-        if val_metrics["t2a/mAP@10"] > best.best_val["t2a/mAP@10"]:
-            best.best_epoch, best.best_val = epoch, val_metrics
-            state.best_state = copy.deepcopy({k: v for k, v in model.state_dict().items()})
-        state.epoch = epoch + 1
-        if checkpointer is not None and ctx.is_main:
-            checkpointer.save(state.to_dict(model, loss_fn, optimizer, amp, rng, aug_rng, aug_gen))
-        if on_epoch is not None and ctx.is_main:
-            on_epoch(epoch, record)
-    if state.best_state is not None:
-        model.load_state_dict(state.best_state)
-    return best
+    try:
+        best = state.best
+        runner = wrap(model, loss_fn, ctx, find_unused_parameters=cfg.ddp_find_unused,
+                      static_graph=cfg.ddp_static_graph)
+        for epoch in range(state.epoch, cfg.epochs):
+            model.train()
+            if model.text_encoder.frozen:
+                model.text_encoder.eval()
+            loss_fn.train()
+            sums: dict[str, float] = {}
+            start = time.time()
+            loader = Prefetcher(epoch_batches(train, batch_size, cfg.layout, rng, max_frames, pad_to), cfg.prefetch,
+                                pin=dev.type == "cuda")
+            bar = tqdm(loader, total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not ctx.is_main)
+            for step, loaded in enumerate(bar):
+                batch = loaded.batch
+                factor = lr_factor(epoch + step / steps, cfg.warmup_epochs, cfg.epochs, end_factor, cfg.cosine_epochs)
+                for g in optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * factor
+                # Every process holds the whole global batch (same RNG draws) and encodes its own share.
+                mel, lengths = to_device(loaded.mel, dev), to_device(loaded.lengths, dev)
+                rows, cols = shard(len(batch.audio), ctx), shard(len(batch.captions), ctx)
+                step_inputs = StepInputs(batch, mel, lengths, rows, cols, ctx, amp, train, text_features, augment,
+                                         aug_gen, views, aug_rng, teacher)
+                group_start = step - step % accumulate
+                sync = step + 1 == steps or (step + 1) % accumulate == 0
+                with no_sync(runner, sync):  # DDP all-reduces gradients in the backward of a group's last batch
+                    terms = runner(step_inputs.terms)
+                    loss = total_loss(terms)
+                    amp.backward(loss / min(accumulate, steps - group_start))
+                if sync:
+                    amp.step(optimizer, model.parameters(), cfg.grad_clip)
+                    optimizer.zero_grad(set_to_none=True)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            train_stats = {f"train/{k}": v / steps for k, v in sums.items()}
+            validate = validates(epoch, cfg.epochs, cfg.validate_every)
+            val_metrics = evaluate_model(model, val, text_features) if validate else {}
+            record = {"epoch": epoch, **train_stats, **{f"val/{k}": v for k, v in val_metrics.items()},
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - start}
+            best.history.append(record)
+            log.info("epoch %d loss %.4f val t2a mAP@10 %s (%.1f s)", epoch, train_stats["train/loss"],
+                     f"{val_metrics['t2a/mAP@10']:.4f}" if validate else "-", record["seconds"])
+            if validate and val_metrics["t2a/mAP@10"] > best.best_val["t2a/mAP@10"]:
+                best.best_epoch, best.best_val = epoch, val_metrics
+                state.best_state = copy.deepcopy(trained_state(model))
+            state.epoch = epoch + 1
+            if checkpointer is not None and ctx.is_main:
+                checkpointer.save(state.to_dict(model, loss_fn, optimizer, amp, rng, aug_rng, aug_gen))
+            if on_epoch is not None and ctx.is_main:
+                on_epoch(epoch, record)
+        if state.best_state is not None:
+            load_trained_state(model, state.best_state)
+        return best
+    except BaseException:  # interrupted in process (Ctrl-C in a notebook): the state stays for a re-run,
+        if checkpointer is not None:  # and so must the lock, which only marks a live run
+            checkpointer.release()
+        raise

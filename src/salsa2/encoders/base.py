@@ -61,6 +61,7 @@ class SnippetEncoder(AudioEncoder):
         self.out_dim = backbone.out_dim
         self.snippet_frames = snippet_frames
         self.min_snippet_frames = min_snippet_frames
+        self.pad_multiple = getattr(backbone, "pad_multiple", None)  # snippets are padded here; only tokens count
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, m, t = mel.shape
