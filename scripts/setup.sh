@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with an explicitly chosen torch build and salsa2 (editable) with its training and test extras.
+# Create .venv with an explicitly chosen torch build and salsa2 (editable) with its training, test and PyAV extras.
 # Idempotent: re-running only installs what changed. Offline-safe apart from the package registry.
 #
 #   SALSA2_TORCH=cpu    (default) torch 2.13.0+cpu: from your pip index / wheelhouse if it has it, otherwise from
@@ -31,7 +31,7 @@ case "$BUILD" in
     .venv/bin/python -m pip install -q "torch==$TORCH_VERSION" --index-url "https://download.pytorch.org/whl/$BUILD" ;;
   *) echo "SALSA2_TORCH=$BUILD: use cpu, cuXYZ (e.g. cu126) or keep" >&2; exit 2 ;;
 esac
-.venv/bin/python -m pip install -q -e ".[train,test]"
+.venv/bin/python -m pip install -q -e ".[train,test,av]"
 # Packages whose declared dependencies (timm, torchaudio) break the CPU torch: installed without them.
 if [ -s requirements-nodeps.txt ]; then
   .venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
