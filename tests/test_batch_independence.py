@@ -71,7 +71,8 @@ def test_small_mobilenet2d_and_concat_batch_independent():
     check(AUDIO_ENCODERS.build("concat", frontend=DEMO, parts=parts), DEMO)
 
 
+@pytest.mark.slow  # full-size networks: ~15-70 s each on two CPU cores
 @pytest.mark.parametrize("arch,cfg", [("passt", KALDI128), ("atst_frame", MEL64_ATST), ("mn40_as_ext", KALDI128)])
 def test_paper_encoders_batch_independent(arch, cfg):
     torch.manual_seed(0)
-    check(AUDIO_ENCODERS.build(arch, frontend=cfg, weights="none"), cfg)
+    check(AUDIO_ENCODERS.build(arch, frontend=cfg, weights="none"), cfg, seconds=(3.0, 10.0, 15.0))

@@ -315,7 +315,7 @@ def test_paper_preset_parses_and_its_overrides_reproduce_it():
     assert params.audio_encoder("atst").lr == pytest.approx(4e-6)
     args = presets.override_args(PRESET, base)
     assert "+audio_encoders.atst={arch:atst_frame,frontend:mel64_atst,lr:4.0e-06,batch_size:64," \
-           "kwargs:{weights:pretrained,freq_warp:0.1,snippet_seconds:10.0}}" in args
+           "kwargs:{weights:pretrained,freq_warp:0.0,snippet_seconds:10.0}}" in args
     assert "embed_dim=1024" in args and "encoders=[passt,atst,mn]" in args
     # every float is written so that YAML reads it back as a float
     for a in args[1::2]:

@@ -49,7 +49,7 @@ def build_cache(
     def load(row: tuple[str, str]) -> tuple[str, str, np.ndarray | AudioReadError]:
         audio_id, path = row
         try:
-            wav = load_audio(root / path, cfg.sample_rate, min_duration=min_duration)
+            wav = load_audio(root / path, cfg.input_rate, min_duration=min_duration)
             return audio_id, path, compute_logmel(wav, cfg, module).astype(np.float16)
         except AudioReadError as err:
             return audio_id, path, err

@@ -33,6 +33,10 @@ class FrontendConfig:
         window: ``hann`` (periodic) or ``hann_symmetric`` (PaSST / EfficientAT).
         log_offset: added before the natural log.
         norm_mean, norm_std: constants the encoders use to standardise ``(x - mean) / std``.
+        load_rate: 0 (default): audio is decoded straight to ``sample_rate``. Else audio is decoded to
+            ``load_rate`` and the frontend resamples it to ``sample_rate`` with ``sinc_resample`` first, as the
+            authors' ATST wrapper (OptimusPrimus/salsa ``models/audio/atst.py``) takes 32 kHz audio through
+            torchaudio's ``Resample(32000, 16000)``.
     """
 
     sample_rate: int = 16000
@@ -49,6 +53,7 @@ class FrontendConfig:
     norm_std: float = 5.0
     preemphasis_trim: bool = False
     window: str = "hann"
+    load_rate: int = 0
 
     def __post_init__(self) -> None:
         if self.win_length > self.n_fft:
@@ -61,11 +66,16 @@ class FrontendConfig:
             raise ValueError(f"window must be 'hann' or 'hann_symmetric', got {self.window!r}")
 
     @property
+    def input_rate(self) -> int:
+        """The rate audio is decoded to before this frontend (``load_rate`` if set, else ``sample_rate``)."""
+        return self.load_rate or self.sample_rate
+
+    @property
     def frames_per_second(self) -> float:
         return self.sample_rate / self.hop_length
 
     def num_frames(self, num_samples: int) -> int:
-        """Frames the (centred) STFT yields for ``num_samples`` samples."""
+        """Frames the (centred) STFT yields for ``num_samples`` samples (at ``sample_rate``)."""
         if self.preemphasis and self.preemphasis_trim:
             num_samples -= 1
         return num_samples // self.hop_length + 1
@@ -73,7 +83,7 @@ class FrontendConfig:
     def key(self) -> str:
         """A short stable hash of the settings that change the cached values (not the norm constants)."""
         # Fields added after the first caches were built count only when changed, so old keys stay valid.
-        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("preemphasis_trim", "window")}
+        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("preemphasis_trim", "window", "load_rate")}
         fields = {
             k: v
             for k, v in dataclasses.asdict(self).items()
@@ -145,6 +155,34 @@ def mel_filterbank(cfg: FrontendConfig) -> np.ndarray:
     return np.maximum(0.0, np.minimum(up, down)).astype(np.float32)
 
 
+def sinc_resample(wav: torch.Tensor, orig: int, new: int, zeros: int = 6, rolloff: float = 0.99) -> torch.Tensor:
+    """Band-limited resampling (B, N) -> (B, ceil(N new / orig)) by a Hann-windowed sinc filter, the method of
+    ``torchaudio.functional.resample`` (``sinc_interp_hann``, ``lowpass_filter_width=zeros``, ``rolloff``).
+
+    With g = gcd(orig, new), o = orig / g, n = new / g and cutoff c = min(o, n) * rolloff (in units of the
+    reduced rates), output j of every group of n reads inputs at offsets k / o - j / n, k = -w .. w + o - 1,
+    w = ceil(zeros * o / c), with weights (c / o) sinc(pi c t) cos^2(pi c t / (2 zeros)), c t clamped to
+    [-zeros, zeros]. Inputs are zero-padded by w on the left and w + o on the right.
+    """
+    if orig == new:
+        return wav
+    g = math.gcd(orig, new)
+    o, n = orig // g, new // g
+    cutoff = min(o, n) * rolloff
+    width = math.ceil(zeros * o / cutoff)
+    offsets = torch.arange(-width, width + o, dtype=torch.float64)[None, :] / o
+    t = (offsets - torch.arange(n, dtype=torch.float64)[:, None] / n) * cutoff
+    t = t.clamp(-zeros, zeros)
+    window = torch.cos(t * math.pi / zeros / 2) ** 2
+    arg = t * math.pi
+    sinc = torch.where(arg == 0, torch.ones_like(arg), torch.sin(arg) / torch.where(arg == 0, 1.0, arg))
+    kernel = (sinc * window * cutoff / o).to(wav.dtype)[:, None, :]  # (n, 1, K)
+    length = wav.shape[-1]
+    x = nn.functional.pad(wav[:, None, :], (width, width + o))
+    out = nn.functional.conv1d(x, kernel, stride=o).transpose(1, 2).reshape(wav.shape[0], -1)
+    return out[:, : math.ceil(n * length / o)]
+
+
 class LogMel(nn.Module):
     """Waveform (B, samples) -> log-mel spectrogram (B, n_mels, frames) as configured by ``FrontendConfig``."""
 
@@ -158,6 +196,8 @@ class LogMel(nn.Module):
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
+        if cfg.load_rate and cfg.load_rate != cfg.sample_rate:
+            wav = sinc_resample(wav, cfg.load_rate, cfg.sample_rate)
         if cfg.preemphasis:
             head = wav[:, :0] if cfg.preemphasis_trim else wav[:, :1]
             wav = torch.cat([head, wav[:, 1:] - cfg.preemphasis * wav[:, :-1]], dim=1)

@@ -282,7 +282,7 @@ def build_index(
             status[i] = "changed"
         todo.append((i, list(loaded)))
 
-    rates = sorted({m.frontend.sample_rate for m in loaded})
+    rates = sorted({m.frontend.input_rate for m in loaded})
     mel = MelComputer()
     embedded = {m.name: 0 for m in loaded}
     paths = files["path"].tolist()
@@ -302,7 +302,7 @@ def build_index(
                 for m in need:
                     k = m.frontend.key()
                     if k not in mels:
-                        mels[k] = mel(wavs[m.frontend.sample_rate], m.frontend)
+                        mels[k] = mel(wavs[m.frontend.input_rate], m.frontend)
                     per_model[m.name].append((i, mels[k]))
             for m in loaded:
                 items = per_model[m.name]

@@ -189,7 +189,7 @@ def embed_audio(model: SearchModel, audio: Sequence[str | Path | np.ndarray] | s
     items = [audio] if isinstance(audio, (str, Path)) or (isinstance(audio, np.ndarray) and audio.ndim == 1) \
         else list(audio)
     mel = MelComputer()
-    sr = model.frontend.sample_rate
+    sr = model.frontend.input_rate
     mels = [mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
     return embed_mels(model, mels, batch_size)
 
