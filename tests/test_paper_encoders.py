@@ -162,7 +162,7 @@ def test_passt_patchout_only_in_training(passt):
     enc = passt
     seq = []
     hook = enc.backbone.net.blocks[0].register_forward_hook(lambda _m, inp, _o: seq.append(inp[0].shape[1]))
-    mel, lengths = clips(KALDI128, (3.0,))  # 300 frames, padded to 304 -> 8 x 19 patches
+    mel, lengths = clips(KALDI128, (3.0,))  # 300 frames, completed with silence to 10 s -> 8 x 62 patches
     with torch.no_grad():
         enc.eval()
         tokens, _ = enc(mel, lengths)
@@ -171,7 +171,7 @@ def test_passt_patchout_only_in_training(passt):
     hook.remove()
     enc.eval()
     assert tokens.shape == (1, 1, 768)
-    assert seq == [2 + 8 * 19, 2 + (8 - 2) * (19 - 15)]
+    assert seq == [2 + 8 * 62, 2 + (8 - 2) * (62 - 15)]
 
 
 @pytest.mark.slow
@@ -183,17 +183,26 @@ def test_atst_full_size_30s_and_3s_snippet_average(atst):
     assert lengths.tolist() == [3001, 301]
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
-        snippets = mel[0, :, :3000].reshape(64, 3, 1000).permute(1, 0, 2)
-        per_snippet = weighted_mean(*enc.backbone(snippets, torch.full((3,), 1000)))
-        short = weighted_mean(*enc.backbone(mel[1:, :, :301], lengths[1:]))  # alone, no padding
+        x, fill = enc.backbone.prepare(mel, lengths)  # dB scale with each clip's own maximum
+        snippets = x[0, :, :3000].reshape(64, 3, 1000).permute(1, 0, 2)
+        long_tokens = enc.backbone(snippets, torch.full((3,), 1000))[0]
+        short_in = torch.cat([x[1:, :, :301], fill[1:].expand(1, 64, 699)], -1)  # completed with silence
+        short_tokens = enc.backbone(short_in, lengths[1:])[0]
     # 4 snippets of 250 tokens; the 4th holds one frame (< one 4-frame token) and is dropped
     assert tokens.shape == (2, 4 * 250, 768)
     w = weights.reshape(2, 4, 250)
-    torch.testing.assert_close(w.sum(-1), torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]))
-    assert int((w[1, 0] > 0).sum()) == 301 // 4
-    pooled = weighted_mean(tokens, weights)
-    torch.testing.assert_close(pooled[0], per_snippet.mean(0), atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(pooled[1], short[0], atol=1e-4, rtol=1e-4)  # padding is masked out
+    torch.testing.assert_close(w.sum(-1), torch.tensor([[250.0, 250.0, 250.0, 0.0], [75.0, 0.0, 0.0, 0.0]]))
+    pooled = weighted_mean(tokens, weights)  # the authors' pooling: mean over all valid tokens
+    torch.testing.assert_close(pooled[0], long_tokens.reshape(-1, 768).mean(0), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pooled[1], short_tokens[0, : 301 // 4].mean(0), atol=1e-4, rtol=1e-4)
+    # the silence is attended to (authors, ATST-SED): masking it out changes the tokens
+    enc.backbone.mask_padding = True
+    try:
+        with torch.no_grad():
+            masked = enc.backbone(short_in, lengths[1:])[0]
+    finally:
+        enc.backbone.mask_padding = False
+    assert not torch.allclose(masked[0, :75], short_tokens[0, :75], atol=1e-3)
 
 
 def test_atst_frequency_warping_only_in_training():
@@ -208,14 +217,15 @@ def test_atst_frequency_warping_only_in_training():
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
-def test_frequency_warp_drops_at_most_the_top_tenth():
+def test_frequency_warp_stretches_a_random_band_of_at_least_nine_tenths():
     torch.manual_seed(0)
     ramp = torch.arange(64.0)[None, :, None].expand(200, 64, 3).contiguous()  # bin index as the value
     out = frequency_warp(ramp, 0.1)
-    assert torch.equal(out[:, 0], torch.zeros(200, 3))  # the lowest bin stays
-    top = out[:, -1, 0]  # = index of the highest kept bin (align_corners)
-    assert torch.allclose(top, top.round(), atol=1e-4)
-    assert top.min() >= 57 - 1 and top.max() <= 63 and (top < 63).any()
+    lo, hi = out[:, 0, 0], out[:, -1, 0]  # = first and last kept bin (align_corners)
+    assert torch.allclose(lo, lo.round(), atol=1e-4) and torch.allclose(hi, hi.round(), atol=1e-4)
+    h = hi - lo + 1
+    assert h.min() >= 57 and h.max() <= 64 and (h < 64).any()
+    assert lo.min() >= 0 and hi.max() <= 63 and (lo > 0).any() and (hi < 63).any()  # the band starts anywhere
     assert torch.equal(frequency_warp(ramp, 0.0), ramp)
 
 
@@ -227,8 +237,12 @@ def test_mn40_full_size_30s_and_3s():
     mel, lengths = clips(KALDI128, (30.0, 3.0))
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
-    assert tokens.shape == (2, math.ceil(3000 / 32), 3840)
-    assert weights.sum(1).tolist() == [math.ceil(3000 / 32), math.ceil(300 / 32)]
+        snippets = mel[0].reshape(128, 3, 1000).permute(1, 0, 2)
+        per_snippet = weighted_mean(*enc.backbone(snippets, torch.full((3,), 1000)))
+    # the authors' way: 10 s snippets (32 tokens each), each one's global pool, snippets averaged
+    assert tokens.shape == (2, 3 * 32, 3840)
+    torch.testing.assert_close(weights.reshape(2, 3, 32).sum(-1), torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(weighted_mean(tokens, weights)[0], per_snippet.mean(0), atol=1e-4, rtol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------- concat, text

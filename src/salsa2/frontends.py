@@ -37,6 +37,10 @@ class FrontendConfig:
             ``load_rate`` and the frontend resamples it to ``sample_rate`` with ``sinc_resample`` first, as the
             authors' ATST wrapper (OptimusPrimus/salsa ``models/audio/atst.py``) takes 32 kHz audio through
             torchaudio's ``Resample(32000, 16000)``.
+        frames_past_end: also compute the ``tail_frames`` frames whose window straddles the end of the audio,
+            over zero samples, and store them with the clip (they count in its length). The authors compute
+            each 10 s snippet from a waveform zero-padded to 10 s, so these frames hold partial audio there;
+            encoders subtract ``tail_frames`` when they count valid frames.
     """
 
     sample_rate: int = 16000
@@ -54,6 +58,7 @@ class FrontendConfig:
     preemphasis_trim: bool = False
     window: str = "hann"
     load_rate: int = 0
+    frames_past_end: bool = False
 
     def __post_init__(self) -> None:
         if self.win_length > self.n_fft:
@@ -71,6 +76,11 @@ class FrontendConfig:
         return self.load_rate or self.sample_rate
 
     @property
+    def tail_frames(self) -> int:
+        """Frames past the end of the audio stored with each clip: ceil(win_length / 2 / hop) or 0."""
+        return math.ceil(self.win_length / 2 / self.hop_length) if self.frames_past_end else 0
+
+    @property
     def frames_per_second(self) -> float:
         return self.sample_rate / self.hop_length
 
@@ -78,12 +88,12 @@ class FrontendConfig:
         """Frames the (centred) STFT yields for ``num_samples`` samples (at ``sample_rate``)."""
         if self.preemphasis and self.preemphasis_trim:
             num_samples -= 1
-        return num_samples // self.hop_length + 1
+        return num_samples // self.hop_length + 1 + self.tail_frames
 
     def key(self) -> str:
         """A short stable hash of the settings that change the cached values (not the norm constants)."""
         # Fields added after the first caches were built count only when changed, so old keys stay valid.
-        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("preemphasis_trim", "window", "load_rate")}
+        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("preemphasis_trim", "window", "load_rate", "frames_past_end")}
         fields = {
             k: v
             for k, v in dataclasses.asdict(self).items()
@@ -198,6 +208,8 @@ class LogMel(nn.Module):
         cfg = self.cfg
         if cfg.load_rate and cfg.load_rate != cfg.sample_rate:
             wav = sinc_resample(wav, cfg.load_rate, cfg.sample_rate)
+        if cfg.tail_frames:
+            wav = nn.functional.pad(wav, (0, cfg.tail_frames * cfg.hop_length))
         if cfg.preemphasis:
             head = wav[:, :0] if cfg.preemphasis_trim else wav[:, :1]
             wav = torch.cat([head, wav[:, 1:] - cfg.preemphasis * wav[:, :-1]], dim=1)

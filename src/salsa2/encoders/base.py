@@ -62,7 +62,9 @@ class SnippetEncoder(AudioEncoder):
     ``prepare(mel, lengths) -> (input, fill)`` (if any) maps the whole clip to the backbone's input domain (e.g.
     ATST's dB scale with the clip's maximum) and every frame past the clip's end gets ``fill``, else
     ``backbone.pad_value(mel, lengths)`` (the log-mel of silence), so each snippet the backbone sees is exactly ``snippet_frames`` long and holds the
-    same values whatever else is in the batch: a clip's output never depends on its batch.
+    same values whatever else is in the batch: a clip's output never depends on its batch. With a frontend's
+    ``frames_past_end``, the clip's last ``tail_frames`` frames are kept as content but not counted as audio
+    (snippet count, valid lengths passed to the backbone).
 
     ``pool``: ``snippet`` scales each snippet's pooling weights to sum to one, so ``weighted_mean`` over the
     output is the average of per-snippet means (PaSST, MobileNet: one embedding per snippet in the
@@ -97,7 +99,8 @@ class SnippetEncoder(AudioEncoder):
         mel = torch.where(valid, mel, fill.to(mel.dtype))
         snippets = mel.reshape(b, m, n, self.snippet_frames).permute(0, 2, 1, 3).reshape(b * n, m, -1)
         starts = torch.arange(n, device=lengths.device) * self.snippet_frames
-        snip_len = (lengths[:, None] - starts[None, :]).clamp(0, self.snippet_frames)  # (B, n)
+        audio = (lengths - self.frontend.tail_frames).clamp_min(1)  # frames of audio (tail frames are content only)
+        snip_len = (audio[:, None] - starts[None, :]).clamp(0, self.snippet_frames)  # (B, n)
         keep = (snip_len >= self.min_snippet_frames) | (starts[None, :] == 0)
         snip_len = torch.where(keep, snip_len.clamp_min(1), torch.zeros_like(snip_len))
         flat_len = snip_len.reshape(-1)

@@ -161,10 +161,8 @@ class MobileNetV3(AudioEncoder):
         return out.clamp_min(1)
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        silence = math.log(self.frontend.log_offset)
-        valid = lengths_to_mask(lengths, mel.shape[-1])[:, None, :]
-        x = torch.where(valid, mel, torch.full_like(mel, silence))
-        x = (x - self.frontend.norm_mean) / self.frontend.norm_std
+        # frames past the audio hold silence (or the frontend's tail frames): set by SnippetEncoder
+        x = (mel - self.frontend.norm_mean) / self.frontend.norm_std
         fmap = self.features(x[:, None])  # (B, C, F', T')
         tokens = fmap.mean(dim=2).transpose(1, 2)
         if self.pool_silence:  # the checkpoint's global average pool over the whole (padded) input

@@ -94,10 +94,8 @@ class PaSST(AudioEncoder):
         # always the full snippet (input_frames, 10 s): the valid frames, then silence (seed code's zero padding)
         t = self.input_frames
         if mel.shape[-1] < t:
-            mel = nn.functional.pad(mel, (0, t - mel.shape[-1]))
-        mel = mel[..., :t].float()
-        valid = lengths_to_mask(lengths, t)[:, None, :]
-        mel = torch.where(valid, mel, torch.full_like(mel, math.log(self.frontend.log_offset)))
+            mel = nn.functional.pad(mel, (0, t - mel.shape[-1]), value=math.log(self.frontend.log_offset))
+        mel = mel[..., :t].float()  # frames past the audio: silence (or tail frames), set by SnippetEncoder
         return ((mel - self.frontend.norm_mean) / self.frontend.norm_std)[:, None]
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
