@@ -2,8 +2,8 @@
 
 Every tensor of a state_dict is drawn from a generator seeded by its key name (crc32), so the reference
 networks and salsa2's, whose keys coincide, get identical values without exchanging files. Scales keep
-deep random networks numerically alive: fan-in scaled weights, norm weights near 1, BatchNorm running
-variances in [0.5, 1.5].
+deep random networks numerically alive and input-sensitive: fan-in scaled weights (He scale for
+convolutions), norm weights near 1, BatchNorm running variances in [0.5, 1.5].
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def seeded_tensor(key: str, shape: tuple[int, ...]) -> torch.Tensor:
     if len(shape) <= 1:
         base = 1.0 if name == "weight" else 0.0
         return base + 0.1 * torch.randn(shape, generator=g)
-    fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
-    return torch.randn(shape, generator=g) / math.sqrt(max(fan_in, 1))
+    fan_in = math.prod(shape[1:])
+    gain = 2.0 if len(shape) == 4 else 1.0  # convolutions (ReLU/hard-swish CNN): He scale, else 1 / sqrt(fan_in)
+    return torch.randn(shape, generator=g) * math.sqrt(gain / max(fan_in, 1))
 
 
 def fill(module: nn.Module, rename=lambda k: k) -> list[str]:

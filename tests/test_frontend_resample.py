@@ -23,8 +23,8 @@ def test_sinc_resample_keeps_the_passband_and_removes_what_aliases():
     assert float((mid - expected).abs().max()) < 2e-3  # a 1 kHz tone passes unchanged (no delay)
     alias = sinc_resample(tone(12000.0, 32000), 32000, 16000)[0, 500:-500]
     assert float(alias.abs().max()) < 5e-3  # 12 kHz would alias to 4 kHz: filtered (~ -55 dB)
-    edge = sinc_resample(tone(7600.0, 32000), 32000, 16000)[0, 500:-500]
-    assert 0.9 < float(edge.abs().max()) < 1.1  # below the 0.99 * 8 kHz roll-off: kept
+    gains = [float(sinc_resample(tone(f, 32000), 32000, 16000)[0, 500:-500].abs().max()) for f in (4000, 7000, 7800)]
+    assert 0.99 < gains[0] < 1.01 and 0.7 < gains[1] < 0.9 and gains[2] < gains[1]  # torchaudio's gentle roll-off
 
 
 def test_sinc_resample_kernel_values_by_hand():
