@@ -398,7 +398,7 @@ def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
 
 def test_passt_frame_tokens(passt):
     """``output: frames``: one token per 16-frame time column; patchout removes 15 columns in training."""
-    mel, lengths = clips(KALDI128, (3.0, 1.0))  # 300 and 100 frames -> 19 columns (7 valid for the second)
+    mel, lengths = clips(KALDI128, (3.0, 1.0))  # 300 and 100 frames, completed to 10 s: 62 columns, 19 / 7 valid
     backbone = passt.backbone
     backbone.output = "frames"
     try:
@@ -410,5 +410,5 @@ def test_passt_frame_tokens(passt):
     finally:
         backbone.output = "embedding"
         backbone.eval()
-    assert tokens.shape == (2, 19, 768) and weights.sum(1).tolist() == [19, 7]
-    assert t_train.shape == (2, 19 - 15, 768) and w_train.sum(1).tolist() == [4, 4]
+    assert tokens.shape == (2, 62, 768) and weights.sum(1).tolist() == [19, 7]
+    assert t_train.shape == (2, 62 - 15, 768) and w_train.sum(1).tolist() == [47, 47]
