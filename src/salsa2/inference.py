@@ -131,7 +131,10 @@ def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int =
     for i, mel in enumerate(mels):
         if mel.ndim != 2 or mel.shape[0] != model.frontend.n_mels or mel.shape[1] == 0:
             raise ValueError(f"clip {i}: expected a ({model.frontend.n_mels}, T>0) log-mel, got {mel.shape}")
-        for s, e in split_frames(mel.shape[1], chunk, min_tail):
+        tail = model.frontend.tail_frames  # frames past the audio (frontend.frames_past_end): only the file's last
+        audio_end = mel.shape[1] - tail
+        for s, e in split_frames(audio_end, chunk, min_tail):
+            e += tail  # an inner chunk's "tail" is the following audio, as the frontend would have computed it
             width = -(-(e - s) // PAD_MULTIPLE) * PAD_MULTIPLE
             pieces[width].append((i, mel[:, s:e]))
     token_sum = torch.zeros(len(mels), dm.audio_encoder.out_dim)
