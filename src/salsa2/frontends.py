@@ -93,7 +93,8 @@ class FrontendConfig:
     def key(self) -> str:
         """A short stable hash of the settings that change the cached values (not the norm constants)."""
         # Fields added after the first caches were built count only when changed, so old keys stay valid.
-        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("preemphasis_trim", "window", "load_rate", "frames_past_end")}
+        added = ("preemphasis_trim", "window", "load_rate", "frames_past_end")
+        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in added}
         fields = {
             k: v
             for k, v in dataclasses.asdict(self).items()

@@ -61,8 +61,9 @@ class SnippetEncoder(AudioEncoder):
     ``min_snippet_frames`` valid frames is dropped unless it is the first). Before splitting, the backbone's
     ``prepare(mel, lengths) -> (input, fill)`` (if any) maps the whole clip to the backbone's input domain (e.g.
     ATST's dB scale with the clip's maximum) and every frame past the clip's end gets ``fill``, else
-    ``backbone.pad_value(mel, lengths)`` (the log-mel of silence), so each snippet the backbone sees is exactly ``snippet_frames`` long and holds the
-    same values whatever else is in the batch: a clip's output never depends on its batch. With a frontend's
+    ``backbone.pad_value(mel, lengths)`` (the log-mel of silence), so each snippet the backbone sees is exactly
+    ``snippet_frames`` long and holds the same values whatever else is in the batch: a clip's output never
+    depends on its batch. With a frontend's
     ``frames_past_end``, the clip's last ``tail_frames`` frames are kept as content but not counted as audio
     (snippet count, valid lengths passed to the backbone).
 
