@@ -147,13 +147,14 @@ def test_passt_full_size_30s_and_3s(passt):
     assert isinstance(enc, SnippetEncoder) and enc.out_dim == 768
     assert 86.0e6 < sum(p.numel() for p in enc.parameters()) < 86.3e6
     mel, lengths = clips(KALDI128, (30.0, 3.0))
-    assert lengths.tolist() == [3000, 300]
+    assert lengths.tolist() == [3000 + 2, 300 + 2]  # + tail_frames (frames_past_end)
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
         # snippet averaging: the pooled output is the mean of the three 10 s snippets' embeddings
-        snippets = mel[0].reshape(128, 3, 1000).permute(1, 0, 2)
+        snippets = mel[0, :, :3000].reshape(128, 3, 1000).permute(1, 0, 2)
         alone = enc.backbone(snippets, torch.full((3,), 1000))[0][:, 0]
-    assert tokens.shape == (2, 3, 768) and weights.tolist() == [[1, 1, 1], [1, 0, 0]]
+    # a 4th snippet holds only the 2 tail frames: not audio, weight 0
+    assert tokens.shape == (2, 4, 768) and weights.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
     pooled = weighted_mean(tokens, weights)
     torch.testing.assert_close(pooled[0], alone.mean(0), atol=1e-4, rtol=1e-4)
     assert torch.isfinite(pooled[1]).all() and not torch.allclose(pooled[1], pooled[0])
@@ -181,13 +182,13 @@ def test_atst_full_size_30s_and_3s_snippet_average(atst):
     assert isinstance(enc, SnippetEncoder) and enc.snippet_frames == 1000 and enc.out_dim == 768
     assert 85.3e6 < sum(p.numel() for p in enc.parameters()) < 85.5e6
     mel, lengths = clips(MEL64_ATST, (30.0, 3.0))
-    assert lengths.tolist() == [3001, 301]
+    assert lengths.tolist() == [3001 + 4, 301 + 4]  # + tail_frames (frames_past_end)
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
         x, fill = enc.backbone.prepare(mel, lengths)  # dB scale with each clip's own maximum
         snippets = x[0, :, :3000].reshape(64, 3, 1000).permute(1, 0, 2)
         long_tokens = enc.backbone(snippets, torch.full((3,), 1000))[0]
-        short_in = torch.cat([x[1:, :, :301], fill[1:].expand(1, 64, 699)], -1)  # completed with silence
+        short_in = torch.cat([x[1:, :, :305], fill[1:].expand(1, 64, 695)], -1)  # + tail, completed with silence
         short_tokens = enc.backbone(short_in, lengths[1:])[0]
     # 4 snippets of 250 tokens; the 4th holds one frame (< one 4-frame token) and is dropped
     assert tokens.shape == (2, 4 * 250, 768)
@@ -238,11 +239,12 @@ def test_mn40_full_size_30s_and_3s():
     mel, lengths = clips(KALDI128, (30.0, 3.0))
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
-        snippets = mel[0].reshape(128, 3, 1000).permute(1, 0, 2)
+        snippets = mel[0, :, :3000].reshape(128, 3, 1000).permute(1, 0, 2)
         per_snippet = weighted_mean(*enc.backbone(snippets, torch.full((3,), 1000)))
     # the authors' way: 10 s snippets (32 tokens each), each one's global pool, snippets averaged
-    assert tokens.shape == (2, 3 * 32, 3840)
-    torch.testing.assert_close(weights.reshape(2, 3, 32).sum(-1), torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+    assert tokens.shape == (2, 4 * 32, 3840)  # a 4th snippet holds only the 2 tail frames: weight 0
+    torch.testing.assert_close(weights.reshape(2, 4, 32).sum(-1),
+                               torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]))
     torch.testing.assert_close(weighted_mean(tokens, weights)[0], per_snippet.mean(0), atol=1e-4, rtol=1e-4)
 
 
