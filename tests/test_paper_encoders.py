@@ -83,7 +83,8 @@ def test_passt_frontend_details():
     assert torch.equal(module.window, torch.hann_window(800, periodic=False))
     wav = torch.sin(torch.arange(n) * 2 * math.pi * 1000 / 32000)[None]
     out = module(wav)
-    assert out.shape == (1, 128, KALDI128.num_frames(n)) == (1, 128, (n - 1) // 320 + 1)
+    assert KALDI128.tail_frames == 2  # frames_past_end: ceil(400 / 320) frames straddle the end
+    assert out.shape == (1, 128, KALDI128.num_frames(n)) == (1, 128, (n - 1) // 320 + 1 + 2)
     # the pre-emphasised signal the STFT sees is x[1:] - 0.97 x[:-1]: compare one frame by hand
     y = wav[0, 1:] - 0.97 * wav[0, :-1]
     frame = torch.nn.functional.pad(y[None], (512, 512), mode="reflect")[0, 320 * 10: 320 * 10 + 1024]
@@ -146,13 +147,14 @@ def test_passt_full_size_30s_and_3s(passt):
     assert isinstance(enc, SnippetEncoder) and enc.out_dim == 768
     assert 86.0e6 < sum(p.numel() for p in enc.parameters()) < 86.3e6
     mel, lengths = clips(KALDI128, (30.0, 3.0))
-    assert lengths.tolist() == [3000, 300]
+    assert lengths.tolist() == [3000 + 2, 300 + 2]  # + tail_frames (frames_past_end)
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
         # snippet averaging: the pooled output is the mean of the three 10 s snippets' embeddings
-        snippets = mel[0].reshape(128, 3, 1000).permute(1, 0, 2)
+        snippets = mel[0, :, :3000].reshape(128, 3, 1000).permute(1, 0, 2)
         alone = enc.backbone(snippets, torch.full((3,), 1000))[0][:, 0]
-    assert tokens.shape == (2, 3, 768) and weights.tolist() == [[1, 1, 1], [1, 0, 0]]
+    # a 4th snippet holds only the 2 tail frames: not audio, weight 0
+    assert tokens.shape == (2, 4, 768) and weights.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
     pooled = weighted_mean(tokens, weights)
     torch.testing.assert_close(pooled[0], alone.mean(0), atol=1e-4, rtol=1e-4)
     assert torch.isfinite(pooled[1]).all() and not torch.allclose(pooled[1], pooled[0])
@@ -162,7 +164,7 @@ def test_passt_patchout_only_in_training(passt):
     enc = passt
     seq = []
     hook = enc.backbone.net.blocks[0].register_forward_hook(lambda _m, inp, _o: seq.append(inp[0].shape[1]))
-    mel, lengths = clips(KALDI128, (3.0,))  # 300 frames, padded to 304 -> 8 x 19 patches
+    mel, lengths = clips(KALDI128, (3.0,))  # 300 frames, completed with silence to 10 s -> 8 x 62 patches
     with torch.no_grad():
         enc.eval()
         tokens, _ = enc(mel, lengths)
@@ -171,7 +173,7 @@ def test_passt_patchout_only_in_training(passt):
     hook.remove()
     enc.eval()
     assert tokens.shape == (1, 1, 768)
-    assert seq == [2 + 8 * 19, 2 + (8 - 2) * (19 - 15)]
+    assert seq == [2 + 8 * 62, 2 + (8 - 2) * (62 - 15)]
 
 
 @pytest.mark.slow
@@ -180,20 +182,29 @@ def test_atst_full_size_30s_and_3s_snippet_average(atst):
     assert isinstance(enc, SnippetEncoder) and enc.snippet_frames == 1000 and enc.out_dim == 768
     assert 85.3e6 < sum(p.numel() for p in enc.parameters()) < 85.5e6
     mel, lengths = clips(MEL64_ATST, (30.0, 3.0))
-    assert lengths.tolist() == [3001, 301]
+    assert lengths.tolist() == [3001 + 4, 301 + 4]  # + tail_frames (frames_past_end)
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
-        snippets = mel[0, :, :3000].reshape(64, 3, 1000).permute(1, 0, 2)
-        per_snippet = weighted_mean(*enc.backbone(snippets, torch.full((3,), 1000)))
-        short = weighted_mean(*enc.backbone(mel[1:, :, :301], lengths[1:]))  # alone, no padding
+        x, fill = enc.backbone.prepare(mel, lengths)  # dB scale with each clip's own maximum
+        snippets = x[0, :, :3000].reshape(64, 3, 1000).permute(1, 0, 2)
+        long_tokens = enc.backbone(snippets, torch.full((3,), 1000))[0]
+        short_in = torch.cat([x[1:, :, :305], fill[1:].expand(1, 64, 695)], -1)  # + tail, completed with silence
+        short_tokens = enc.backbone(short_in, lengths[1:])[0]
     # 4 snippets of 250 tokens; the 4th holds one frame (< one 4-frame token) and is dropped
     assert tokens.shape == (2, 4 * 250, 768)
     w = weights.reshape(2, 4, 250)
-    torch.testing.assert_close(w.sum(-1), torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]))
-    assert int((w[1, 0] > 0).sum()) == 301 // 4
-    pooled = weighted_mean(tokens, weights)
-    torch.testing.assert_close(pooled[0], per_snippet.mean(0), atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(pooled[1], short[0], atol=1e-4, rtol=1e-4)  # padding is masked out
+    torch.testing.assert_close(w.sum(-1), torch.tensor([[250.0, 250.0, 250.0, 0.0], [75.0, 0.0, 0.0, 0.0]]))
+    pooled = weighted_mean(tokens, weights)  # the authors' pooling: mean over all valid tokens
+    torch.testing.assert_close(pooled[0], long_tokens.reshape(-1, 768).mean(0), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pooled[1], short_tokens[0, : 301 // 4].mean(0), atol=1e-4, rtol=1e-4)
+    # the silence is attended to (authors, ATST-SED): masking it out changes the tokens
+    enc.backbone.mask_padding = True
+    try:
+        with torch.no_grad():
+            masked = enc.backbone(short_in, lengths[1:])[0]
+    finally:
+        enc.backbone.mask_padding = False
+    assert not torch.allclose(masked[0, :75], short_tokens[0, :75], atol=1e-3)
 
 
 def test_atst_frequency_warping_only_in_training():
@@ -208,14 +219,15 @@ def test_atst_frequency_warping_only_in_training():
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
-def test_frequency_warp_drops_at_most_the_top_tenth():
+def test_frequency_warp_stretches_a_random_band_of_at_least_nine_tenths():
     torch.manual_seed(0)
     ramp = torch.arange(64.0)[None, :, None].expand(200, 64, 3).contiguous()  # bin index as the value
     out = frequency_warp(ramp, 0.1)
-    assert torch.equal(out[:, 0], torch.zeros(200, 3))  # the lowest bin stays
-    top = out[:, -1, 0]  # = index of the highest kept bin (align_corners)
-    assert torch.allclose(top, top.round(), atol=1e-4)
-    assert top.min() >= 57 - 1 and top.max() <= 63 and (top < 63).any()
+    lo, hi = out[:, 0, 0], out[:, -1, 0]  # = first and last kept bin (align_corners)
+    assert torch.allclose(lo, lo.round(), atol=1e-4) and torch.allclose(hi, hi.round(), atol=1e-4)
+    h = hi - lo + 1
+    assert h.min() >= 57 and h.max() <= 64 and (h < 64).any()
+    assert lo.min() >= 0 and hi.max() <= 63 and (lo > 0).any() and (hi < 63).any()  # the band starts anywhere
     assert torch.equal(frequency_warp(ramp, 0.0), ramp)
 
 
@@ -227,8 +239,13 @@ def test_mn40_full_size_30s_and_3s():
     mel, lengths = clips(KALDI128, (30.0, 3.0))
     with torch.no_grad():
         tokens, weights = enc(mel, lengths)
-    assert tokens.shape == (2, math.ceil(3000 / 32), 3840)
-    assert weights.sum(1).tolist() == [math.ceil(3000 / 32), math.ceil(300 / 32)]
+        snippets = mel[0, :, :3000].reshape(128, 3, 1000).permute(1, 0, 2)
+        per_snippet = weighted_mean(*enc.backbone(snippets, torch.full((3,), 1000)))
+    # the authors' way: 10 s snippets (32 tokens each), each one's global pool, snippets averaged
+    assert tokens.shape == (2, 4 * 32, 3840)  # a 4th snippet holds only the 2 tail frames: weight 0
+    torch.testing.assert_close(weights.reshape(2, 4, 32).sum(-1),
+                               torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(weighted_mean(tokens, weights)[0], per_snippet.mean(0), atol=1e-4, rtol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------- concat, text
@@ -315,7 +332,7 @@ def test_paper_preset_parses_and_its_overrides_reproduce_it():
     assert params.audio_encoder("atst").lr == pytest.approx(4e-6)
     args = presets.override_args(PRESET, base)
     assert "+audio_encoders.atst={arch:atst_frame,frontend:mel64_atst,lr:4.0e-06,batch_size:64," \
-           "kwargs:{weights:pretrained,freq_warp:0.1,snippet_seconds:10.0}}" in args
+           "kwargs:{weights:pretrained,freq_warp:0.0,snippet_seconds:10.0}}" in args
     assert "embed_dim=1024" in args and "encoders=[passt,atst,mn]" in args
     # every float is written so that YAML reads it back as a float
     for a in args[1::2]:
@@ -383,7 +400,7 @@ def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
 
 def test_passt_frame_tokens(passt):
     """``output: frames``: one token per 16-frame time column; patchout removes 15 columns in training."""
-    mel, lengths = clips(KALDI128, (3.0, 1.0))  # 300 and 100 frames -> 19 columns (7 valid for the second)
+    mel, lengths = clips(KALDI128, (3.0, 1.0))  # 300 and 100 frames, completed to 10 s: 62 columns, 19 / 7 valid
     backbone = passt.backbone
     backbone.output = "frames"
     try:
@@ -395,5 +412,5 @@ def test_passt_frame_tokens(passt):
     finally:
         backbone.output = "embedding"
         backbone.eval()
-    assert tokens.shape == (2, 19, 768) and weights.sum(1).tolist() == [19, 7]
-    assert t_train.shape == (2, 19 - 15, 768) and w_train.sum(1).tolist() == [4, 4]
+    assert tokens.shape == (2, 62, 768) and weights.sum(1).tolist() == [19, 7]
+    assert t_train.shape == (2, 62 - 15, 768) and w_train.sum(1).tolist() == [47, 47]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 
@@ -29,6 +30,14 @@ class FrontendConfig:
         window: ``hann`` (periodic) or ``hann_symmetric`` (PaSST / EfficientAT).
         log_offset: added before the natural log.
         norm_mean, norm_std: constants the encoders use to standardise ``(x - mean) / std``.
+        load_rate: 0 (default): audio is decoded straight to ``sample_rate``. Else audio is decoded to
+            ``load_rate`` and the frontend resamples it to ``sample_rate`` with ``sinc_resample`` first, as the
+            authors' ATST wrapper (OptimusPrimus/salsa ``models/audio/atst.py``) takes 32 kHz audio through
+            torchaudio's ``Resample(32000, 16000)``.
+        frames_past_end: also compute the ``tail_frames`` frames whose window straddles the end of the audio,
+            over zero samples, and store them with the clip (they count in its length). The authors compute
+            each 10 s snippet from a waveform zero-padded to 10 s, so these frames hold partial audio there;
+            encoders subtract ``tail_frames`` when they count valid frames.
     """
 
     sample_rate: int = 16000
@@ -45,6 +54,8 @@ class FrontendConfig:
     norm_std: float = 5.0
     preemphasis_trim: bool = False
     window: str = "hann"
+    load_rate: int = 0
+    frames_past_end: bool = False
 
     def __post_init__(self) -> None:
         if self.win_length > self.n_fft:
@@ -57,19 +68,30 @@ class FrontendConfig:
             raise ValueError(f"window must be 'hann' or 'hann_symmetric', got {self.window!r}")
 
     @property
+    def input_rate(self) -> int:
+        """The rate audio is decoded to before this frontend (``load_rate`` if set, else ``sample_rate``)."""
+        return self.load_rate or self.sample_rate
+
+    @property
+    def tail_frames(self) -> int:
+        """Frames past the end of the audio stored with each clip: ceil(win_length / 2 / hop) or 0."""
+        return math.ceil(self.win_length / 2 / self.hop_length) if self.frames_past_end else 0
+
+    @property
     def frames_per_second(self) -> float:
         return self.sample_rate / self.hop_length
 
     def num_frames(self, num_samples: int) -> int:
-        """Frames the (centred) STFT yields for ``num_samples`` samples."""
+        """Frames the (centred) STFT yields for ``num_samples`` samples (at ``sample_rate``)."""
         if self.preemphasis and self.preemphasis_trim:
             num_samples -= 1
-        return num_samples // self.hop_length + 1
+        return num_samples // self.hop_length + 1 + self.tail_frames
 
     def key(self) -> str:
         """A short stable hash of the settings that change the cached values (not the norm constants)."""
         # Fields added after the first caches were built count only when changed, so old keys stay valid.
-        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("preemphasis_trim", "window")}
+        added = ("preemphasis_trim", "window", "load_rate", "frames_past_end")
+        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in added}
         fields = {
             k: v
             for k, v in dataclasses.asdict(self).items()

@@ -70,6 +70,34 @@ def mel_filterbank(cfg: FrontendConfig) -> np.ndarray:
     return np.maximum(0.0, np.minimum(up, down)).astype(np.float32)
 
 
+def sinc_resample(wav: torch.Tensor, orig: int, new: int, zeros: int = 6, rolloff: float = 0.99) -> torch.Tensor:
+    """Band-limited resampling (B, N) -> (B, ceil(N new / orig)) by a Hann-windowed sinc filter, the method of
+    ``torchaudio.functional.resample`` (``sinc_interp_hann``, ``lowpass_filter_width=zeros``, ``rolloff``).
+
+    With g = gcd(orig, new), o = orig / g, n = new / g and cutoff c = min(o, n) * rolloff (in units of the
+    reduced rates), output j of every group of n reads inputs at offsets k / o - j / n, k = -w .. w + o - 1,
+    w = ceil(zeros * o / c), with weights (c / o) sinc(pi c t) cos^2(pi c t / (2 zeros)), c t clamped to
+    [-zeros, zeros]. Inputs are zero-padded by w on the left and w + o on the right.
+    """
+    if orig == new:
+        return wav
+    g = math.gcd(orig, new)
+    o, n = orig // g, new // g
+    cutoff = min(o, n) * rolloff
+    width = math.ceil(zeros * o / cutoff)
+    offsets = torch.arange(-width, width + o, dtype=torch.float64)[None, :] / o
+    t = (offsets - torch.arange(n, dtype=torch.float64)[:, None] / n) * cutoff
+    t = t.clamp(-zeros, zeros)
+    window = torch.cos(t * math.pi / zeros / 2) ** 2
+    arg = t * math.pi
+    sinc = torch.where(arg == 0, torch.ones_like(arg), torch.sin(arg) / torch.where(arg == 0, 1.0, arg))
+    kernel = (sinc * window * cutoff / o).to(wav.dtype)[:, None, :]  # (n, 1, K)
+    length = wav.shape[-1]
+    x = nn.functional.pad(wav[:, None, :], (width, width + o))
+    out = nn.functional.conv1d(x, kernel, stride=o).transpose(1, 2).reshape(wav.shape[0], -1)
+    return out[:, : math.ceil(n * length / o)]
+
+
 class LogMel(nn.Module):
     """Waveform (B, samples) -> log-mel spectrogram (B, n_mels, frames) as configured by ``FrontendConfig``."""
 
@@ -83,6 +111,10 @@ class LogMel(nn.Module):
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
+        if cfg.load_rate and cfg.load_rate != cfg.sample_rate:
+            wav = sinc_resample(wav, cfg.load_rate, cfg.sample_rate)
+        if cfg.tail_frames:
+            wav = nn.functional.pad(wav, (0, cfg.tail_frames * cfg.hop_length))
         if cfg.preemphasis:
             head = wav[:, :0] if cfg.preemphasis_trim else wav[:, :1]
             wav = torch.cat([head, wav[:, 1:] - cfg.preemphasis * wav[:, :-1]], dim=1)

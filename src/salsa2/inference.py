@@ -134,7 +134,10 @@ def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int =
     for i, mel in enumerate(mels):
         if mel.ndim != 2 or mel.shape[0] != model.frontend.n_mels or mel.shape[1] == 0:
             raise ValueError(f"clip {i}: expected a ({model.frontend.n_mels}, T>0) log-mel, got {mel.shape}")
-        for s, e in split_frames(mel.shape[1], chunk, min_tail):
+        tail = model.frontend.tail_frames  # frames past the audio (frontend.frames_past_end): only the file's last
+        audio_end = mel.shape[1] - tail
+        for s, e in split_frames(audio_end, chunk, min_tail):
+            e += tail  # an inner chunk's "tail" is the following audio, as the frontend would have computed it
             width = -(-(e - s) // PAD_MULTIPLE) * PAD_MULTIPLE
             pieces[width].append((i, mel[:, s:e]))
     token_sum = torch.zeros(len(mels), dm.audio_encoder.out_dim)
@@ -195,7 +198,7 @@ def embed_audio(model: SearchModel, audio: Sequence[str | Path | np.ndarray] | s
     items = [audio] if isinstance(audio, (str, Path)) or (isinstance(audio, np.ndarray) and audio.ndim == 1) \
         else list(audio)
     mel = MelComputer()
-    sr = model.frontend.sample_rate
+    sr = model.frontend.input_rate
     mels = [load_logmel(a, model.frontend, dtype=MEL_DTYPE)[0] if isinstance(a, (str, Path))
             else mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
     return embed_mels(model, mels, batch_size)

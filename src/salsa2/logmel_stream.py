@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salsa2.audio import AudioReadError, ClipCheck, audio_info, iter_audio
-from salsa2.frontends import FrontendConfig, LogMel
+from salsa2.audio import AudioReadError, ClipCheck, audio_info, iter_audio, load_audio
+from salsa2.frontends import FrontendConfig, LogMel, compute_logmel
 
 BLOCK_FRAMES = 6000  # frames computed per STFT call (60 s at a 10 ms hop)
 
@@ -87,16 +87,24 @@ def load_logmel(path: str | Path, cfg: FrontendConfig, module: LogMel | None = N
     Raises:
         AudioReadError: as ``audio.load_audio``, and ``non_finite`` when the log-mel has NaN/inf values.
     """
-    check = ClipCheck(path, cfg.sample_rate, min_duration, reject_silent, 1e-5)
-    try:
-        expected = cfg.num_frames(int(audio_info(path)[0] * cfg.sample_rate))
-    except AudioReadError:
-        expected = 0  # iter_audio reports the reason
-    mel = stream_logmel(iter_audio(path, cfg.sample_rate), cfg, module, dtype=dtype, check=check,
-                        expected_frames=expected)
-    check.finish()
+    if cfg.load_rate or cfg.tail_frames:
+        # The paper frontends resample inside the frontend (load_rate) or add frames past the clip's end: their
+        # frames are not local to a block, so the clip is decoded whole (at most ~1 GB for 2 h at 32 kHz).
+        wav = load_audio(path, cfg.input_rate, min_duration=min_duration, reject_silent=reject_silent)
+        mel, duration = compute_logmel(wav, cfg, module).astype(dtype, copy=False), len(wav) / cfg.input_rate
+        del wav
+    else:
+        check = ClipCheck(path, cfg.sample_rate, min_duration, reject_silent, 1e-5)
+        try:
+            expected = cfg.num_frames(int(audio_info(path)[0] * cfg.sample_rate))
+        except AudioReadError:
+            expected = 0  # iter_audio reports the reason
+        mel = stream_logmel(iter_audio(path, cfg.sample_rate), cfg, module, dtype=dtype, check=check,
+                            expected_frames=expected)
+        check.finish()
+        duration = check.duration
     finite = np.isfinite(mel).all(axis=0)
     if not finite.all():
         t = int(np.flatnonzero(~finite)[0]) / cfg.frames_per_second
         raise AudioReadError(path, "non_finite", f"log-mel has NaN/inf values from {t:.1f} s (samples out of range)")
-    return mel, check.duration
+    return mel, duration

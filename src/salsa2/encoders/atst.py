@@ -2,16 +2,22 @@
 
 A 12-layer ViT-Base (768-d, 12 heads, no qkv bias, LayerNorm eps 1e-6) over the 64-bin 16 kHz mel
 spectrogram; each token is a 64 x 4 patch (all bins, four 10 ms frames), learned positional embeddings for
-250 tokens (10 s). Seed 002 (4.2.1) cuts longer inputs into non-overlapping 10 s snippets whose embeddings
-are averaged (``SnippetEncoder``); seed 000 trains it at its own lower learning rate and warps frequencies.
+250 tokens (10 s). Seed 002 (4.2.1) cuts longer inputs into non-overlapping 10 s snippets (``SnippetEncoder``);
+as in the authors' code (OptimusPrimus/salsa ``models/audio/atst.py`` + ``experiments/ex_dcase24.py``
+``forward_audio``) every snippet is completed to 10 s with silence, the transformer attends over all 250
+tokens of a snippet (``mask_padding: false``) and the clip embedding is the mean over all valid frame tokens
+of all snippets (``pool: token``). Seed 000 trains it at its own lower learning rate and warps frequencies;
+the authors' wrapper computes the warp and discards it, so the paper preset sets ``freq_warp: 0``.
 The module names mirror ATST-SED's ``FrameAST`` so the checkpoint loads strictly
 (``tests/fixtures/atst_frame_keys.json`` lists the reference keys and shapes).
 
 Frontend (``mel64_atst`` in params.yaml): torchaudio ``MelSpectrogram(16000, n_fft=1024, win_length=1024,
 hop_length=160, f_min=60, f_max=7800, n_mels=64)`` (HTK, periodic Hann), stored as ln(mel + 1e-10); the
-encoder turns it into ATST's input: dB (10 log10), floor at 80 dB below the clip's maximum, clamp to
-[-50, 80] dB, then min-max scaling with the checkpoint's constants (-79.6482, 50.6842) to [-1, 1].
-Unlike the reference (which attends over padding), padded tokens are masked out of the attention.
+encoder turns it into ATST's input (``prepare``, on the whole clip): dB (10 log10), floor at 80 dB below the
+clip's maximum, clamp to [-50, 80] dB, then min-max scaling with the checkpoint's constants (-79.6482,
+50.6842) to [-1, 1]; silence past the clip's end gets the floor, as zero samples do in the reference.
+(The reference's ``AmplitudeToDB`` takes the maximum over its whole batch; salsa2 takes the clip's, what
+the reference computes for a clip alone.) ``mask_padding: true`` masks padded tokens out of the attention.
 """
 
 from __future__ import annotations
@@ -93,14 +99,15 @@ class PatchEmbed(nn.Module):
 
 
 def frequency_warp(spec: torch.Tensor, max_drop: float) -> torch.Tensor:
-    """Seed 000's frequency warping: per example keep the lowest ``h`` of F bins, h ~ U[(1 - max_drop) F, F],
-    and stretch them back to F bins (bicubic, as ATST's RandomResizeCrop), i.e. drop up to the top
-    ``max_drop`` of the spectrum. ``spec``: (B, F, T)."""
+    """Seed 000's frequency warping, as ATST's ``RandomResizeCrop(freq_scale=(1 - max_drop, 1))``: per example
+    a band of ``h`` of F bins, h = floor(u F), u ~ U[1 - max_drop, 1], starting at a random bin
+    (uniform in 0 .. F - h), stretched back to F bins (bicubic, align_corners). ``spec``: (B, F, T)."""
     b, f, t = spec.shape
     out = torch.empty_like(spec)
     for i in range(b):
         h = int(min(f, max(1, math.floor(f * (1.0 - max_drop * torch.rand(()).item())))))
-        crop = spec[i, :h][None, None]
+        lo = int(torch.randint(0, f - h + 1, ()).item())
+        crop = spec[i, lo : lo + h][None, None]
         out[i] = F.interpolate(crop, size=(f, t), mode="bicubic", align_corners=True)[0, 0] if h < f else spec[i]
     return out
 
@@ -110,8 +117,9 @@ class FrameAST(AudioEncoder):
 
     def __init__(self, frontend: FrontendConfig, dim: int = 768, depth: int = 12, heads: int = 12,
                  patch_frames: int = 4, max_frames: int = 1001, drop_path: float = 0.0,
-                 freq_warp: float = 0.0) -> None:
+                 freq_warp: float = 0.0, mask_padding: bool = False) -> None:
         super().__init__()
+        self.mask_padding = mask_padding
         self.frontend = frontend
         self.out_dim = dim
         self.patch_frames = patch_frames
@@ -131,30 +139,36 @@ class FrameAST(AudioEncoder):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def scale(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Stored ln-mel -> ATST's input scale ([-1, 1] for -79.6 .. 50.7 dB); padding gets the floor value."""
+    def prepare(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored ln-mel of whole clips -> ATST's input scale ([-1, 1] for -79.6 .. 50.7 dB) and the (B, 1, 1)
+        value of silence past each clip's end (its dB floor: clamp(max - 80, -50, 80))."""
         valid = lengths_to_mask(lengths, mel.shape[-1])[:, None, :]
         db = mel.float() * (10.0 / math.log(10.0))
         top = db.masked_fill(~valid, -math.inf).amax(dim=(1, 2), keepdim=True)
         db = torch.maximum(db, top - 80.0).clamp(-50.0, 80.0)
-        db = torch.where(valid, db, torch.full_like(db, -50.0))
+        fill = (top - 80.0).clamp(-50.0, 80.0)
+        db = torch.where(valid, db, fill)
+        return self._minmax(db), self._minmax(fill)
+
+    @staticmethod
+    def _minmax(db: torch.Tensor) -> torch.Tensor:
         return (db - DB_MIN) / (DB_MAX - DB_MIN) * 2.0 - 1.0
 
-    def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.scale(mel, lengths)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: a ``prepare``d snippet (B, F, T <= 1000) whose first ``lengths`` frames are valid."""
         if self.training and self.freq_warp > 0:
             x = frequency_warp(x, self.freq_warp)
         t = min(x.shape[-1], self.max_tokens * self.patch_frames)
         t = max(t, self.patch_frames)
         if x.shape[-1] < t:
-            x = F.pad(x, (0, t - x.shape[-1]), value=float(x.min()))
+            x = F.pad(x, (0, t - x.shape[-1]), value=-1.0)
         tokens = self.patch_embed(x[:, None, :, :t])
         n = tokens.shape[1]
         tokens = tokens + self.pos_embed[:, 1 : n + 1]
         n_valid = (lengths // self.patch_frames).clamp(1, n)
         mask = lengths_to_mask(n_valid, n)
         for blk in self.blocks:
-            tokens = blk(tokens, mask)
+            tokens = blk(tokens, mask if self.mask_padding else None)
         return self.norm_frame(tokens), mask.float()
 
     def load_checkpoint(self, path) -> None:
@@ -183,12 +197,15 @@ def atst_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @AUDIO_ENCODERS.register("atst_frame")
 def build_atst_frame(frontend: FrontendConfig, weights: str = "pretrained", snippet_seconds: float = 10.0,
-                     drop_path: float = 0.0, freq_warp: float = 0.1) -> AudioEncoder:
-    """ATST-Frame with the ``atst_as2M`` weights, on 10 s snippets, frequency warping ``freq_warp`` in training."""
-    backbone = FrameAST(frontend, drop_path=drop_path, freq_warp=freq_warp)
+                     drop_path: float = 0.0, freq_warp: float = 0.1, mask_padding: bool = False,
+                     pool: str = "token") -> AudioEncoder:
+    """ATST-Frame with the ``atst_as2M`` weights on 10 s snippets completed with silence; frequency warping
+    ``freq_warp`` in training; ``mask_padding``: mask silent tokens out of the attention (the reference attends
+    over them); ``pool``: ``token`` (all valid tokens, the authors') or ``snippet`` (equal weight per snippet)."""
+    backbone = FrameAST(frontend, drop_path=drop_path, freq_warp=freq_warp, mask_padding=mask_padding)
     path = W.resolve(weights, "atst_as2M")
     if path is not None:
         backbone.load_checkpoint(path)
     frames = int(round(snippet_seconds * frontend.frames_per_second))
     frames = min(frames, backbone.max_tokens * backbone.patch_frames)
-    return SnippetEncoder(backbone, frames, min_snippet_frames=backbone.patch_frames)
+    return SnippetEncoder(backbone, frames, min_snippet_frames=backbone.patch_frames, pool=pool)

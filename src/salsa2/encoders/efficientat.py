@@ -1,4 +1,4 @@
-"""EfficientAT MobileNetV3 (``mn40_as_ext``): a CNN over the whole spectrogram, any input length.
+"""EfficientAT MobileNetV3 (``mn40_as_ext``) on 10 s snippets, averaged as in the authors' code.
 
 Seed 002 (4.2.1) uses EfficientAT's MobileNetV3 of width 4.0 pre-trained on AudioSet ("MN"). The module
 tree mirrors the published checkpoint (``features.<i>.block.<j>...``, ``classifier.<k>...``) so its
@@ -8,6 +8,11 @@ Input: the 32 kHz, 128-bin Kaldi log-mel of PaSST (frontend ``kaldi128`` in para
 ``(x - norm_mean) / norm_std``. Output tokens are the last feature map (3840 channels) averaged over
 frequency, one per 32 input frames (~0.32 s); mean pooling over them is the checkpoint's global average
 pool. Padding frames are set to the spectrogram of silence (squeeze-excitation averages over them).
+
+The authors (OptimusPrimus/salsa ``models/audio/base.py``, ``WindowedPrediction``) run MobileNet like the
+transformers: the waveform zero-padded to whole 10 s snippets, each snippet's global average pool (silence
+included), the snippets' embeddings averaged. ``build_mn40_as_ext`` does the same (``SnippetEncoder``,
+``pool: snippet``); ``pool_silence: false`` pools only the tokens a valid frame reaches instead.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from torch import nn
 
 from salsa2 import weights as W
 from salsa2.encoders import AUDIO_ENCODERS
-from salsa2.encoders.base import AudioEncoder, lengths_to_mask
+from salsa2.encoders.base import AudioEncoder, SnippetEncoder, lengths_to_mask
 from salsa2.frontends import FrontendConfig
 
 # MobileNetV3-Large (Howard et al. 2019, Table 1) at width 1: in, kernel, expanded, out, SE, hard-swish, stride.
@@ -117,9 +122,10 @@ class MobileNetV3(AudioEncoder):
     """
 
     def __init__(self, frontend: FrontendConfig, width: float = 4.0, classifier: bool = False,
-                 num_classes: int = 527) -> None:
+                 num_classes: int = 527, pool_silence: bool = False) -> None:
         super().__init__()
         self.frontend = frontend
+        self.pool_silence = pool_silence
         ch = lambda c: make_divisible(c * width, 8)  # noqa: E731
         layers: list[nn.Module] = [conv_bn(1, ch(16), 3, 2)]
         for cin, k, hidden, cout, se, hs, stride in MOBILENET_V3_LARGE:
@@ -155,12 +161,12 @@ class MobileNetV3(AudioEncoder):
         return out.clamp_min(1)
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        silence = math.log(self.frontend.log_offset)
-        valid = lengths_to_mask(lengths, mel.shape[-1])[:, None, :]
-        x = torch.where(valid, mel, torch.full_like(mel, silence))
-        x = (x - self.frontend.norm_mean) / self.frontend.norm_std
+        # frames past the audio hold silence (or the frontend's tail frames): set by SnippetEncoder
+        x = (mel - self.frontend.norm_mean) / self.frontend.norm_std
         fmap = self.features(x[:, None])  # (B, C, F', T')
         tokens = fmap.mean(dim=2).transpose(1, 2)
+        if self.pool_silence:  # the checkpoint's global average pool over the whole (padded) input
+            return tokens, tokens.new_ones(tokens.shape[:2])
         n = self.token_lengths(lengths).clamp_max(tokens.shape[1])
         return tokens, lengths_to_mask(n, tokens.shape[1]).float()
 
@@ -172,10 +178,16 @@ class MobileNetV3(AudioEncoder):
 
 
 @AUDIO_ENCODERS.register("mn40_as_ext")
-def build_mn40_as_ext(frontend: FrontendConfig, weights: str = "pretrained", classifier: bool = False) -> AudioEncoder:
-    """MobileNetV3 width 4.0 with the ``mn40_as_ext`` AudioSet weights (``weights``: pretrained | none | file)."""
-    model = MobileNetV3(frontend, width=4.0, classifier=classifier)
+def build_mn40_as_ext(frontend: FrontendConfig, weights: str = "pretrained", classifier: bool = False,
+                      snippet_seconds: float = 10.0, pool_silence: bool = True) -> AudioEncoder:
+    """MobileNetV3 width 4.0 with the ``mn40_as_ext`` AudioSet weights (``weights``: pretrained | none | file)
+    on ``snippet_seconds`` snippets completed with silence, snippet embeddings averaged (the authors' wrapper);
+    ``pool_silence``: each snippet's mean covers its silent padding too (the checkpoint's global pool)."""
+    if snippet_seconds <= 0:
+        raise ValueError(f"mn40_as_ext: snippet_seconds must be > 0, got {snippet_seconds}")
+    model = MobileNetV3(frontend, width=4.0, classifier=classifier, pool_silence=pool_silence)
     path = W.resolve(weights, "mn40_as_ext")
     if path is not None:
         model.load_checkpoint(path)
-    return model
+    frames = int(round(snippet_seconds * frontend.frames_per_second))
+    return SnippetEncoder(model, frames, min_snippet_frames=model.stride, pool="snippet")

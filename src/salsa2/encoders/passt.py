@@ -9,8 +9,10 @@ torchaudio, which break with the CPU torch here. Its model code needs only
 ``timm.models._hub.download_cached_file``, so a stand-in module is registered before importing it; weights
 come from ``salsa2.weights`` instead. ``output``: ``embedding`` = one token per snippet, the mean of the
 class and distillation tokens (the package's ``features``, what the paper pools); ``frames`` = one token
-per time patch (patch tokens averaged over frequency). Padding frames are set to the log-mel of silence
-(the transformer has no attention mask) and the batch is cropped to its longest valid input.
+per time patch (patch tokens averaged over frequency). As in the authors' code (OptimusPrimus/salsa
+``models/audio/base.py``: waveforms zero-padded to whole 10 s snippets), every snippet is completed to 10 s
+with the log-mel of silence (the transformer has no attention mask), so a clip's embedding does not depend
+on its batch.
 """
 
 from __future__ import annotations
@@ -87,16 +89,14 @@ class PaSST(AudioEncoder):
         self.patch = 16
         self.patchout_t = patchout_t
         self.max_frames = self.net.patch_embed.grid_size[1] * self.patch
+        self.input_frames = input_frames
 
     def _input(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # whole patches covering the longest valid input (the last one completed with silence), at most 10 s
-        t = min(math.ceil(int(lengths.max()) / self.patch) * self.patch, self.max_frames)
-        t = max(t, self.patch)
+        # always the full snippet (input_frames, 10 s): the valid frames, then silence (seed code's zero padding)
+        t = self.input_frames
         if mel.shape[-1] < t:
-            mel = nn.functional.pad(mel, (0, t - mel.shape[-1]))
-        mel = mel[..., :t].float()
-        valid = lengths_to_mask(lengths, t)[:, None, :]
-        mel = torch.where(valid, mel, torch.full_like(mel, math.log(self.frontend.log_offset)))
+            mel = nn.functional.pad(mel, (0, t - mel.shape[-1]), value=math.log(self.frontend.log_offset))
+        mel = mel[..., :t].float()  # frames past the audio: silence (or tail frames), set by SnippetEncoder
         return ((mel - self.frontend.norm_mean) / self.frontend.norm_std)[:, None]
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

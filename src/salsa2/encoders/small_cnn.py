@@ -10,6 +10,10 @@ the input frames.
   ``channels_last=True`` the same convolutions run as 2D ones of height 1 in channels-last memory format
   (identical weights up to a unit axis, ~1.15x faster steps on a CPU; issue 16); such a model also loads
   the weights of one built without it.
+
+Padding never reaches a valid output: every convolution wider than one frame reads zeros past the clip's
+end (the input of each such convolution is re-masked) and squeeze-excitation averages over valid frames
+only, so a clip's tokens are those of the clip alone, whatever its batch.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from torch import nn
 
 from salsa2.encoders import AUDIO_ENCODERS
-from salsa2.encoders.base import AudioEncoder, downsample_lengths, lengths_to_mask
+from salsa2.encoders.base import AudioEncoder, lengths_to_mask
 from salsa2.frontends import FrontendConfig
 
 
@@ -44,8 +48,36 @@ class SqueezeExcite(nn.Module):
         )
         self.axes = tuple(range(2, 2 + (2 if flat else dims)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(x.mean(dim=self.axes, keepdim=True))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: (B, T) valid time steps (last axis), or None for all."""
+        if mask is None:
+            return x * self.fc(x.mean(dim=self.axes, keepdim=True))
+        m = mask[:, None, None, :] if len(self.axes) == 2 else mask[:, None, :]
+        m = m.to(x.dtype)
+        total = m.sum(dim=self.axes, keepdim=True) * (x.shape[2] if len(self.axes) == 2 else 1)
+        return x * self.fc((x * m).sum(dim=self.axes, keepdim=True) / total.clamp_min(1.0))
+
+
+def masked_layers(layers: nn.Sequential, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``layers`` on (B, C, [F,] T) with ``lengths`` valid time steps: the input of every convolution wider
+    than one step is zero past the valid length, squeeze-excitation pools valid steps; strided convolutions
+    (padding k // 2) map L valid steps to ceil(L / stride). Returns the output and its valid lengths."""
+    for layer in layers:
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d)) and layer.kernel_size[-1] > 1:
+            keep = lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)
+            x = x * (keep[:, None, None, :] if x.dim() == 4 else keep[:, None, :])
+            x = layer(x)
+            stride = layer.stride[-1]
+            lengths = (lengths + stride - 1) // stride
+        elif isinstance(layer, SqueezeExcite):
+            x = layer(x, lengths_to_mask(lengths, x.shape[-1]))
+        elif isinstance(layer, InvertedResidual):
+            x, lengths = layer.masked(x, lengths)
+        elif isinstance(layer, nn.Sequential):
+            x, lengths = masked_layers(layer, x, lengths)
+        else:
+            x = layer(x)
+    return x, lengths
 
 
 class InvertedResidual(nn.Module):
@@ -73,6 +105,10 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.block(x)
         return x + y if self.skip else y
+
+    def masked(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, out_len = masked_layers(self.block, x, lengths)
+        return (x + y if self.skip else y), out_len
 
 
 class SmallMobileNet(AudioEncoder):
@@ -125,16 +161,17 @@ class SmallMobileNet(AudioEncoder):
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (mel - self.frontend.norm_mean) / self.frontend.norm_std
-        x = x * lengths_to_mask(lengths, x.shape[-1])[:, None, :]  # padding is 0 after standardising
         if self.dims == 2:
-            x = self.head(self.blocks(self.stem(x[:, None]))).mean(dim=2)  # (B, C, T'): frequency averaged
+            x = x[:, None]
         elif self.flat:
             x = x[:, :, None, :].contiguous(memory_format=torch.channels_last)  # (B, n_mels, 1, T)
-            x = self.head(self.blocks(self.stem(x)))[:, :, 0, :].contiguous()
-        else:
-            x = self.head(self.blocks(self.stem(x)))
+        x, out_len = masked_layers(nn.Sequential(self.stem, self.blocks, self.head), x, lengths)
+        if self.dims == 2:
+            x = x.mean(dim=2)  # (B, C, T'): frequency averaged
+        elif self.flat:
+            x = x[:, :, 0, :].contiguous()
         tokens = x.transpose(1, 2)  # (B, T', C)
-        out_len = downsample_lengths(lengths, self.stride).clamp_max(tokens.shape[1])
+        out_len = out_len.clamp(1, tokens.shape[1])
         return tokens, lengths_to_mask(out_len, tokens.shape[1]).float()
 
 
