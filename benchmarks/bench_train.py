@@ -43,19 +43,6 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-class _MemoryCache:
-    """audio_id -> (n_mels, T) float16 log-mel held in memory (SpectrogramCache's get/frames)."""
-
-    def __init__(self, mels: dict[str, np.ndarray]) -> None:
-        self.mels = mels
-
-    def get(self, audio_id: str) -> np.ndarray:
-        return self.mels[audio_id]
-
-    def frames(self, audio_id: str) -> int:
-        return self.mels[audio_id].shape[1]
-
-
 def _text_encoder(kind: str, features_dim: int, max_length: int):
     """A text tower for the benchmark: frozen cached features, or a random-init RoBERTa on token ids."""
     import torch
@@ -95,9 +82,10 @@ def build(args):
 
     from salsa2.config import load_params, training_params
     from salsa2.data import RetrievalData
+    from salsa2.features import MemoryCache
     from salsa2.losses import LOSSES
     from salsa2.model import DualEncoder
-    from salsa2.pipeline import model_config
+    from salsa2.two_stage import model_config
     from salsa2.presets import apply
 
     root = Path(__file__).resolve().parents[1]
@@ -117,7 +105,7 @@ def build(args):
     ids = [f"c{i}" for i in range(n_clips)]
     proto = (rng.normal(size=(cfg.frontend.n_mels, frames)) - 4.5).astype(np.float16)  # one clip, shared
     data = RetrievalData(ids, [f"{a}#0" for a in ids], ["x"] * n_clips, np.arange(n_clips),
-                         _MemoryCache({a: proto for a in ids}))
+                         MemoryCache({a: proto for a in ids}))
     if args.text == "features":
         text_inputs = torch.from_numpy(rng.normal(size=(n_clips, text.out_dim)).astype(np.float32))
     else:

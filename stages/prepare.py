@@ -10,7 +10,7 @@ from pathlib import Path
 from common import fail, setup
 
 from salsa2.prepare import prepare, prepare_pretrain
-from salsa2.tables import TooManyRejects, check_reject_share, read_tables
+from salsa2.tables import TooManyRejects, check_reject_share, read_tables, rejected_clips
 
 if __name__ == "__main__":
     raw = setup()
@@ -21,11 +21,11 @@ if __name__ == "__main__":
     for out, rejects in (("data/prepared", prepare(data["datasets"], "data/prepared")),
                          ("data/pretrain", prepare_pretrain(data["datasets"], data.get("pretrain"), "data/prepared",
                                                             "data/pretrain"))):
-        kept = len(read_tables(out)[0])
+        kept, dropped = len(read_tables(out)[0]), rejected_clips(rejects)
         if len(rejects):
-            print(f"{len(rejects)} clips rejected, listed in {out}/rejects.csv")
+            print(f"{dropped} clips and {len(rejects) - dropped} caption rows rejected, listed in {out}/rejects.csv")
         try:
-            check_reject_share(len(rejects), kept + len(rejects), f"{out}/rejects.csv",
+            check_reject_share(dropped, kept + dropped, f"{out}/rejects.csv",
                                float(data.get("max_reject_share", 0.05)))
         except TooManyRejects as err:
             fail(f"stage prepare: {err}")

@@ -1,27 +1,18 @@
 """The whole DVC pipeline on a shrunken demo: repro, no-op repro, targeted re-runs, an experiment variant."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from dvc_project import demo_params, make_project, run
 
 pytestmark = pytest.mark.slow
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+    return run(cmd, cwd)
 
 
 def _flat(nested: dict, prefix: str = "") -> dict:
@@ -41,23 +32,10 @@ def _ran(output: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "pyproject.toml"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("stages", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / "data/raw").mkdir(parents=True)
-    shutil.copy(REPO / "data/raw/README.md", root / "data/raw/README.md")  # the downloads' folder (none here)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["demo"].update(n_train=40, n_val=12, n_test=12, workers=1)
+    params = demo_params(n_train=40, n_val=12, n_test=12)
     params["stage1"].update(epochs=2, batch_size=16)
     params["stage2"].update(epochs=1, batch_size=16)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q", "-b", "main"], root)
-    _run(["dvc", "init", "-q"], root)
-    _run(["dvc", "config", "core.analytics", "false"], root)
-    _run(["git", "add", "-A"], root)
-    _run(["git", "commit", "-qm", "init"], root)
+    root = make_project(tmp_path_factory.mktemp("project"), params)
     return root
 
 

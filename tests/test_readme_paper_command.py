@@ -8,17 +8,15 @@ parsing as on a GPU machine (the real preset's words are checked by the fast tes
 """
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO
+from dvc_project import demo_params, make_project, run
 from salsa2 import presets
 
 _STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "max_seconds": 10.0, "precision": "fp32"}
@@ -45,35 +43,15 @@ def test_readme_command_names_the_preset_and_runs_dvc():
     assert "params-paper.yaml" in line and "dvc exp run" in line
 
 
-def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(REPO / "src"), "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-
-
 def _ok(cmd: list[str], cwd: Path) -> str:
-    proc = _run(cmd, cwd)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+    return run(cmd, cwd, env={"PYTHONPATH": str(REPO / "src")})
 
 
 @pytest.mark.slow
 def test_readme_paper_command_runs_the_pipeline(tmp_path):
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("dvc.yaml", "pyproject.toml"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("stages", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["demo"].update(n_train=4, n_val=3, n_test=3, workers=1)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     preset = yaml.safe_load((REPO / "params-paper.yaml").read_text())
-    (root / "params-paper.yaml").write_text(yaml.safe_dump(presets.apply(TINY, preset), sort_keys=False))
-    for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"], ["git", "add", "-A"],
-                ["git", "commit", "-qm", "init"]):
-        _ok(cmd, root)
+    root = make_project(tmp_path / "project", demo_params(n_train=4, n_val=3, n_test=3),
+                        {"params-paper.yaml": yaml.safe_dump(presets.apply(TINY, preset), sort_keys=False)})
 
     _ok(["bash", "-c", readme_paper_command()], root)
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from salsa2.data import RetrievalData
+from salsa2.features import MemoryCache
 from salsa2.frontends import FrontendConfig
 from salsa2.model import DualEncoder, ModelConfig
 
@@ -16,17 +17,7 @@ TEXT_DIM = 12
 FRONTEND = FrontendConfig(n_mels=N_MELS, f_max=8000.0)
 
 
-class FakeCache:
-    """audio_id -> (n_mels, T) float16 log-mel, like SpectrogramCache.get/frames."""
-
-    def __init__(self, mels: dict[str, np.ndarray]) -> None:
-        self.mels = mels
-
-    def get(self, audio_id: str) -> np.ndarray:
-        return self.mels[audio_id]
-
-    def frames(self, audio_id: str) -> int:
-        return self.mels[audio_id].shape[1]
+FakeCache = MemoryCache  # audio_id -> (n_mels, T) float16 log-mel, like SpectrogramCache.get/frames
 
 
 class FakeTextEncoder(nn.Module):

@@ -142,6 +142,20 @@ class SpectrogramCache:
         return pd.read_csv(self.path / "rejects.csv")
 
 
+class MemoryCache:
+    """audio_id -> (n_mels, T) log-mel held in memory, with SpectrogramCache's ``get``/``frames`` (benchmarks,
+    tests, log-mels computed on the fly)."""
+
+    def __init__(self, mels: dict[str, np.ndarray]) -> None:
+        self.mels = mels
+
+    def get(self, audio_id: str) -> np.ndarray:
+        return self.mels[audio_id]
+
+    def frames(self, audio_id: str) -> int:
+        return self.mels[audio_id].shape[1]
+
+
 def frontend_from_params(d: dict) -> FrontendConfig:
     known = {f.name for f in dataclasses.fields(FrontendConfig)}
     unknown = set(d) - known

@@ -113,6 +113,17 @@ class TooManyRejects(UserError, ValueError):
     """More clips were rejected than ``data.max_reject_share`` allows (missing or unreadable audio)."""
 
 
+CAPTION_ROW_REASONS = frozenset({"empty_caption", "duplicate_caption"})  # rejects.csv rows that drop a caption only
+
+
+def rejected_clips(rejects: pd.DataFrame) -> int:
+    """Clips a rejects table drops (its caption-row entries, ``CAPTION_ROW_REASONS``, drop captions, not clips)."""
+    if not len(rejects):
+        return 0
+    clips = rejects.loc[~rejects["reason"].isin(CAPTION_ROW_REASONS)]
+    return int(clips["audio_id"].nunique()) if "audio_id" in clips else len(clips)
+
+
 def check_reject_share(rejected: int, total: int, rejects_file: str | Path, max_share: float) -> None:
     """Raise when ``rejected / total`` exceeds ``max_share`` (a stage that caches 0 of 100 clips must not pass)."""
     share = rejected / total if total else 1.0
