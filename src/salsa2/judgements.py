@@ -50,6 +50,9 @@ def read_relevance(path: str | Path, dataset: str, data_dir: str | Path, caption
     queries, skipped_queries, dropped = [], 0, 0
     for row, (caption, file, relevant) in enumerate(df[["caption", "file", "relevant"]].itertuples(index=False)):
         key = (audio_id_of(dataset, file), clean_caption(caption))
+        if key in slots and not slots[key]:  # a repeated caption of the clip, dropped by prepare: one query
+            skipped_queries += 1
+            continue
         if not slots.get(key):
             raise ValueError(f"{path} row {row + 2}: no caption {caption!r} of {file!r} in {data_dir} (dataset "
                              f"{dataset!r}); was the file written for this dataset?")
