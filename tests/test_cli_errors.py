@@ -145,7 +145,7 @@ def test_broken_index_metadata_is_one_line(library, tmp_path):
 
 def test_training_data_records_the_synthetic_demo(tmp_path):
     from salsa2.demo import generate
-    from salsa2.pipeline import prepare
+    from salsa2.prepare import prepare
     from salsa2.provenance import demo_only_warning, training_data
 
     generate(tmp_path / "demo", n_train=3, n_val=1, n_test=1, seed=0, workers=1)

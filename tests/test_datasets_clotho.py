@@ -15,7 +15,7 @@ from salsa2.datasets import DATASETS, clotho
 from salsa2.download import ChecksumError
 from salsa2.features import SpectrogramCache, build_cache
 from salsa2.frontends import FrontendConfig
-from salsa2.pipeline import prepare
+from salsa2.prepare import prepare
 from salsa2.tables import read_tables
 
 # subset -> clip name -> kind

@@ -10,7 +10,10 @@ from salsa2.checkpoint import load_model
 from salsa2.data import load_split
 from salsa2.embed import similarity_matrix
 from salsa2.frontends import FrontendConfig
-from salsa2.pipeline import build_ensemble, dump_similarities, evaluate, train_stage1, train_stage2
+from salsa2.ensemble import build_ensemble
+from salsa2.evaluate import evaluate
+from salsa2.similarities import dump_similarities
+from salsa2.two_stage import train_stage1, train_stage2
 from salsa2.text_features import TextFeatureStore
 
 pytestmark = pytest.mark.slow
