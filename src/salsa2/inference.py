@@ -24,10 +24,9 @@ import soxr
 import torch
 import torch.nn.functional as F
 
-from salsa2.audio import load_audio
 from salsa2.checkpoint import load_model as load_checkpoint
 from salsa2.data import PAD_MULTIPLE
-from salsa2.frontends import FrontendConfig, LogMel
+from salsa2.frontends import FrontendConfig, LogMel, compute_logmel
 from salsa2.logmel_stream import load_logmel
 from salsa2.model import DualEncoder
 from salsa2.text_norm import normalize_for_model, normalize_mode
@@ -159,27 +158,8 @@ def embed_mels(model: SearchModel, mels: Sequence[np.ndarray], batch_size: int =
     return F.normalize(dm.audio_proj(pooled), dim=-1).numpy().astype(np.float32)
 
 
-class MelComputer:
-    """Log-mel of waveforms for each distinct frontend (models with equal frontends share one computation),
-    rounded to float16 as the training cache stores them (``features.build_cache``)."""
-
-    def __init__(self) -> None:
-        self._modules: dict[str, LogMel] = {}
-
-    def __call__(self, wav: np.ndarray, frontend: FrontendConfig) -> np.ndarray:
-        key = frontend.key()
-        if key not in self._modules:
-            self._modules[key] = LogMel(frontend)
-        with torch.no_grad():
-            out = self._modules[key](torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0]
-            return out.numpy().astype(MEL_DTYPE)
-
-
-def as_waveform(audio: str | Path | np.ndarray, sample_rate: int, source_rate: int | None = None,
-                min_duration: float = 0.0) -> np.ndarray:
-    """A file path (decoded, mono, resampled) or a 1-D array at ``source_rate`` (default: ``sample_rate``)."""
-    if isinstance(audio, (str, Path)):
-        return load_audio(audio, sample_rate, min_duration=min_duration)
+def as_waveform(audio: np.ndarray, sample_rate: int, source_rate: int | None = None) -> np.ndarray:
+    """A 1-D array at ``source_rate`` (default: ``sample_rate``) as a float32 waveform at ``sample_rate``."""
     wav = np.asarray(audio, dtype=np.float32)
     if wav.ndim != 1 or wav.size == 0:
         raise ValueError(f"expected a non-empty mono waveform (samples,), got shape {wav.shape}; mix channels first")
@@ -197,10 +177,10 @@ def embed_audio(model: SearchModel, audio: Sequence[str | Path | np.ndarray] | s
     """
     items = [audio] if isinstance(audio, (str, Path)) or (isinstance(audio, np.ndarray) and audio.ndim == 1) \
         else list(audio)
-    mel = MelComputer()
-    sr = model.frontend.input_rate
-    mels = [load_logmel(a, model.frontend, dtype=MEL_DTYPE)[0] if isinstance(a, (str, Path))
-            else mel(as_waveform(a, sr, sample_rate), model.frontend) for a in items]
+    module = LogMel(model.frontend)  # files: decoded in blocks; arrays: rounded like the training cache
+    mels = [load_logmel(a, model.frontend, module, dtype=MEL_DTYPE)[0] if isinstance(a, (str, Path))
+            else compute_logmel(as_waveform(a, model.frontend.input_rate, sample_rate), model.frontend,
+                                module).astype(MEL_DTYPE) for a in items]
     return embed_mels(model, mels, batch_size)
 
 
