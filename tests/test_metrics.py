@@ -106,3 +106,29 @@ def test_map16_at_chance_with_constant_scores():
     four = np.mean([multi_relevance_metrics(rng.random((32, 1)), [(0, np.array([1, 2, 3, 4]))])["t2a_multi/mAP@16"]
                     for _ in range(4000)])
     assert out["t2a_multi/mAP@16"] == pytest.approx((one + four) / 2, abs=0.004)
+
+
+@pytest.mark.parametrize("norm", ["min", "all"])
+def test_vector_path_equals_per_query_metrics(norm):
+    """``untied_metrics`` (all rows at once) gives ``query_metrics``' values wherever it claims a row, and
+    flags exactly the rows whose relevant items tie with another item; ``retrieval_metrics`` mixes both."""
+    from salsa2.metrics import query_metrics, untied_metrics
+
+    rng = np.random.default_rng(3)
+    n_items, ks, map_k = 40, (1, 5, 10), 10
+    scores = rng.standard_normal((60, n_items))
+    scores[40:] = np.round(scores[40:] * 2)  # coarse scores: ties, some of them on relevant items
+    relevant = [np.unique(rng.choice(n_items, int(rng.integers(1, 12)), replace=False)) for _ in range(60)]
+    ap, hits, any_hit, tied = untied_metrics(scores, relevant, ks, map_k, norm, max_elements=500)
+    expect_tied = [any((scores[q] == scores[q, r]).sum() > 1 for r in rel) for q, rel in enumerate(relevant)]
+    assert tied.tolist() == expect_tied and not tied[:40].any() and tied[40:].any()
+    for q in np.flatnonzero(~tied):
+        ap_q, hits_q, any_q = query_metrics(scores[q], relevant[q], ks, map_k, norm)
+        assert ap[q] == pytest.approx(ap_q, abs=1e-12)
+        np.testing.assert_allclose(hits[q], hits_q, atol=1e-12)
+        np.testing.assert_allclose(any_hit[q], any_q, atol=1e-12)
+    mixed = retrieval_metrics(lambda s, e: scores[s:e], relevant, norm=norm, block=16)
+    one_by_one = [query_metrics(scores[q], relevant[q], ks, map_k, norm) for q in range(60)]
+    assert mixed["mAP@10"] == pytest.approx(np.mean([a for a, _, _ in one_by_one]), abs=1e-12)
+    assert mixed["R@5"] == pytest.approx(np.mean([h[1] for _, _, h in one_by_one]), abs=1e-12)
+    assert mixed["R@10_share"] == pytest.approx(np.mean([h[2] for _, h, _ in one_by_one]), abs=1e-12)

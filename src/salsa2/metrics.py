@@ -64,6 +64,45 @@ def query_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int], m
     return ap / denom, hits / m, any_hit
 
 
+def untied_metrics(scores: np.ndarray, relevant: list[np.ndarray], ks: Sequence[int], map_k: int, norm: str,
+                   max_elements: int = 1 << 24) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``query_metrics`` of every row of ``scores`` (Q, N) at once, for queries whose relevant items tie with
+    no other item; returns (AP (Q,), hits (Q, len(ks)), any-hit (Q, len(ks)), tied (Q,) bool). Rows marked
+    ``tied`` (a relevant score equal to another score, or not finite) hold no values: score them with
+    ``query_metrics``. ``relevant``: unique item indices per row, none empty.
+
+    Without ties the ranking is unique: a relevant item's rank is 1 + the number of higher scores, and the i-th
+    best relevant item at rank r adds i / r to AP (the same sums as ``query_metrics``, in vector form)."""
+    n_q = len(relevant)
+    m = np.array([len(r) for r in relevant])
+    if n_q == 0:
+        return np.zeros(0), np.zeros((0, len(ks))), np.zeros((0, len(ks))), np.zeros(0, bool)
+    if (m == 0).any():
+        raise ValueError("a query without relevant items cannot be scored")
+    width = int(m.max())
+    index = np.zeros((n_q, width), np.int64)
+    valid = np.arange(width)[None, :] < m[:, None]
+    index[valid] = np.concatenate(relevant)
+    rel_scores = np.take_along_axis(scores, index, axis=1)
+    above = np.zeros((n_q, width), np.int64)
+    equal = np.zeros((n_q, width), np.int64)
+    step = max(1, max_elements // max(1, width * scores.shape[1]))  # bounds the (rows, width, N) comparisons
+    for s in range(0, n_q, step):
+        row, rel = scores[s : s + step, None, :], rel_scores[s : s + step, :, None]
+        above[s : s + step] = (row > rel).sum(axis=2)
+        equal[s : s + step] = (row == rel).sum(axis=2)
+    tied = ((equal != 1) & valid).any(axis=1)
+    ranks = np.where(valid, above + 1, np.iinfo(np.int64).max)
+    ranks.sort(axis=1)
+    order = np.arange(1, width + 1)[None, :]
+    in_map = ranks <= map_k
+    denom = np.minimum(m, map_k) if norm == "min" else m
+    ap = np.where(in_map, order / np.where(in_map, ranks, 1), 0.0).sum(axis=1) / denom
+    hits = np.stack([(ranks <= k).sum(axis=1) / m for k in ks], axis=1)
+    any_hit = np.stack([(ranks[:, 0] <= k).astype(np.float64) for k in ks], axis=1)
+    return ap, hits, any_hit, tied
+
+
 def retrieval_metrics(
     score_block: Callable[[int, int], np.ndarray],
     relevant: Sequence[np.ndarray],
@@ -86,11 +125,16 @@ def retrieval_metrics(
     for start in range(0, n, block):
         stop = min(n, start + block)
         scores = np.asarray(score_block(start, stop), dtype=np.float64)
-        for row, rel in zip(scores, relevant[start:stop]):
-            ap, hits, any_hit = query_metrics(row, np.asarray(rel), ks, map_k, norm)
-            ap_sum += ap
-            hit_sum += hits
-            any_sum += any_hit
+        rels = [np.unique(np.asarray(r)) for r in relevant[start:stop]]
+        ap, hits, any_hit, tied = untied_metrics(scores, rels, ks, map_k, norm)
+        ap_sum += ap[~tied].sum()
+        hit_sum += hits[~tied].sum(axis=0)
+        any_sum += any_hit[~tied].sum(axis=0)
+        for q in np.flatnonzero(tied):  # ties among a query's relevant items: exact expectations, one by one
+            ap_q, hits_q, any_q = query_metrics(scores[q], rels[q], ks, map_k, norm)
+            ap_sum += ap_q
+            hit_sum += hits_q
+            any_sum += any_q
     out = {f"mAP@{map_k}": ap_sum / n}
     out.update({f"R@{k}": float(h / n) for k, h in zip(ks, any_sum)})
     out.update({f"R@{k}_share": float(h / n) for k, h in zip(ks, hit_sum)})
