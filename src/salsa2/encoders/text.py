@@ -36,11 +36,13 @@ def _load_hf(name_or_path: str, encoder_only: bool = False, **model_kwargs):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if Path(name_or_path).is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer, T5EncoderModel
+    from transformers import AutoModel, AutoTokenizer
 
+    if encoder_only:  # the T5 module pulls in generation code: imported only for T5 (0.5 s otherwise)
+        from transformers import T5EncoderModel as AutoModel  # noqa: N814
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = (T5EncoderModel if encoder_only else AutoModel).from_pretrained(name_or_path, **model_kwargs)
+        model = AutoModel.from_pretrained(name_or_path, **model_kwargs)
     except OSError as err:
         raise TextModelUnavailable(
             f"cannot load text model {name_or_path!r}: {err}. It is fetched from the Hugging Face hub on first "
