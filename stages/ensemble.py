@@ -1,10 +1,20 @@
-"""Stage ensemble: C-hat of every distinct teacher set (params: encoders, stage2.teachers, stage2.targets)
--> models/targets/<members joined by '+'>.npz, each computed once however many students read it."""
+"""Stage ensemble: the estimated correspondences (seed 002 sec. 3). Each teacher (a stage-1 model some student
+distils from) embeds the train set once -> models/sims/<encoder>.npz; then C-hat, the mean of the teachers'
+similarities, once per distinct teacher set -> models/targets/<members joined by '+'>.npz
+(params: encoders, stage2.teachers, stage2.targets)."""
 
 from common import setup_training
 
-from salsa2.ensemble import build_ensembles
+from salsa2.ensemble import build_ensembles, teacher_sets
+from salsa2.similarities import dump_similarities
 
 if __name__ == "__main__":
-    for name, members in build_ensembles(setup_training(), "models/sims", "models/targets").items():
+    params = setup_training()
+    sets = teacher_sets(params)
+    for encoder in dict.fromkeys(m for members in sets.values() for m in members):
+        dump_similarities(params, f"models/stage1/{encoder}", "data/prepared",
+                          f"data/features/{params.encoders[encoder]}", "data/text_features.npz",
+                          f"models/sims/{encoder}.npz")
+        print(f"similarities of stage-1 model {encoder}: models/sims/{encoder}.npz")
+    for name, members in build_ensembles(params, "models/sims", "models/targets").items():
         print(f"targets {name}: mean of {members} (M={len(members)})")

@@ -10,6 +10,7 @@ from pathlib import Path
 from common import setup, setup_training
 
 from salsa2.evaluate import evaluate, write_headline, write_metrics
+from salsa2.features import cache_key
 from salsa2.plots import plot_training_curves
 
 if __name__ == "__main__":
@@ -18,11 +19,8 @@ if __name__ == "__main__":
     for stage in (1, 2):
         for enc in params.encoders:
             models[f"stage{stage}-{enc}"] = Path(f"models/stage{stage}/{enc}")
-    # The caches the encoders' frontends name (from params, never from whatever lies in data/features).
-    features = {}
-    for enc in params.encoders:
-        name = params.audio_encoder(enc).frontend
-        features[params.frontend(name).key()] = Path(f"data/features/{name}")
+    # The caches the selected encoders read (encoders: name -> frontend), by the frontend key each cache records.
+    features = {cache_key(f"data/features/{name}"): Path(f"data/features/{name}") for name in params.encoders.values()}
     ensembles = {
         "ensemble-stage1": [f"stage1-{e}" for e in params.encoders],
         "ensemble-stage2": [f"stage2-{e}" for e in params.encoders],

@@ -25,7 +25,7 @@ def _set_nproc(root: Path, n: int) -> None:
 
 def test_dvc_repro_with_two_processes_gives_the_one_process_model(tmp_path):
     params = demo_params(n_train=40, n_val=12, n_test=12)
-    params["encoders"] = ["transformer"]
+    params["encoders"] = {"transformer": "mel64"}
     params["audio_encoders"]["transformer"]["kwargs"]["dropout"] = 0.0
     params["stage1"].update(epochs=2, batch_size=16, resume=False)  # 40 clips: batches 16, 16, 8
     root = make_project(tmp_path / "project", params)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def test_listnet_tap_mixco_masking_and_blended_stage2(tiny_demo, tiny_params, tmp_path):
     params = dataclasses.replace(
-        tiny_params, encoders=["cnn"], loss="listnet", pooling="tap", tap={"proj_dim": 64, "dropout": 0.05},
+        tiny_params, encoders={"cnn": "mel64"}, loss="listnet", pooling="tap", tap={"proj_dim": 64, "dropout": 0.05},
         augment=AugmentParams(mixco=True, text_mask=0.15, text_mask_views=1),
         stage1=dataclasses.replace(tiny_params.stage1, epochs=1),
         stage2=dataclasses.replace(tiny_params.stage2, epochs=1, sup_weight=0.5, relevance_weight=0.5),

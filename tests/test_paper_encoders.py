@@ -331,9 +331,11 @@ def test_paper_preset_parses_and_its_overrides_reproduce_it():
         params.frontend(enc.frontend)
     assert params.audio_encoder("atst").lr == pytest.approx(4e-6)
     args = presets.override_args(PRESET, base)
-    assert "+audio_encoders.atst={arch:atst_frame,frontend:mel64_atst,lr:4.0e-06,batch_size:64," \
+    assert "+audio_encoders.atst={arch:atst_frame,lr:4.0e-06,batch_size:64," \
            "kwargs:{weights:pretrained,freq_warp:0.0,snippet_seconds:10.0}}" in args
-    assert "embed_dim=1024" in args and "encoders=[passt,atst,mn]" in args
+    # the selection and the caches are replaced, not merged: DVC deletes the demo's first
+    assert args[:4] == ["-S", "~encoders", "-S", "+encoders={passt:kaldi128,atst:mel64_atst,mn:kaldi128}"]
+    assert "~frontends" in args and "embed_dim=1024" in args
     # every float is written so that YAML reads it back as a float
     for a in args[1::2]:
         for tok in a.replace("{", ",").replace("}", ",").replace("=", ",").split(","):

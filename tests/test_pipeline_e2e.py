@@ -1,6 +1,7 @@
 """The whole DVC pipeline on a shrunken demo: repro, no-op repro, targeted re-runs, an experiment variant."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,7 @@ def test_stage2_param_reruns_only_stage2_and_evaluate(project):
     ("src/salsa2/search.py", set()),  # used by `salsa2 search` only: no stage
     ("src/salsa2/prepare.py", {"prepare"}),  # a body that lived in pipeline.py
     ("src/salsa2/frontends.py", {"features@mel64", "text_features", "stage1@cnn", "stage1@transformer",
-                                 "similarities@cnn", "similarities@transformer", "stage2@cnn", "stage2@transformer",
-                                 "evaluate"}),
+                                 "ensemble", "stage2@cnn", "stage2@transformer", "evaluate"}),
 ])
 def test_code_edit_marks_exactly_its_importers(project, edited, stale):
     path = project / edited
@@ -91,6 +91,24 @@ def test_code_edit_marks_exactly_its_importers(project, edited, stale):
         assert _stale(project) == stale
     finally:
         path.write_text(original)
+    assert _stale(project) == set()
+
+
+def test_an_unused_frontend_retrains_nothing(project):
+    """encoders maps each encoder to its frontend: a model's stages depend on that frontend's params and cache
+    alone. A new frontend gets its cache; ensemble and evaluate (which read data/features whole) re-run and
+    give the same targets, so no model is trained again."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["frontends"]["mel40"] = {**params["frontends"]["mel64"], "n_mels": 40}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert _stale(project) == {"features@mel40"}
+        ran = _ran(_run(["dvc", "repro"], project))
+        assert "features@mel40" in ran and not {s for s in ran if s.startswith(("stage1@", "stage2@"))}, ran
+    finally:
+        _run(["git", "checkout", "--", "."], project)
+        shutil.rmtree(project / "data/features/mel40", ignore_errors=True)
+        _run(["dvc", "checkout", "-q"], project)
     assert _stale(project) == set()
 
 

@@ -21,7 +21,7 @@ from salsa2 import presets
 
 _STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "max_seconds": 10.0, "precision": "fp32"}
 TINY = {
-    "encoders": ["passt"],  # one of the three keeps the test to ~2 CPU-minutes; all three took ~6
+    "encoders": {"passt": "kaldi128"},  # one of the three keeps the test to ~2 CPU-minutes; all three took ~6
     "audio_encoders": {name: {"batch_size": 4, "kwargs": {"weights": "none"}} for name in ("passt", "atst", "mn")},
     "text": {"model": "minilm", "trainable_layers": 0},
     "stage1": _STAGE,
@@ -56,7 +56,8 @@ def test_readme_paper_command_runs_the_pipeline(tmp_path):
     _ok(["bash", "-c", readme_paper_command()], root)
 
     ran = yaml.safe_load((root / "params.yaml").read_text())
-    assert ran["encoders"] == ["passt"] and ran["embed_dim"] == 1024 and "mn" in ran["audio_encoders"]
+    assert ran["encoders"] == {"passt": "kaldi128"} and ran["embed_dim"] == 1024 and "mn" in ran["audio_encoders"]
+    assert set(ran["frontends"]) == {"kaldi128", "mel64_atst"}  # the preset's caches replace the demo's
     assert ran["text"]["normalize"] == "authors" and ran["stage1"]["cosine_epochs"] == 15.0
     assert ran["audio_encoders"]["passt"]["kwargs"]["patchout_t"] == 15
     metrics = json.loads((root / "reports/metrics.json").read_text())

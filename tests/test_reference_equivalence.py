@@ -43,7 +43,7 @@ def frontend(name: str) -> FrontendConfig:
 def build(arch: str) -> torch.nn.Module:
     """The preset's encoder with ``weights: none``, its network filled with the seeded weights."""
     spec = PRESET["audio_encoders"][ENCODERS[arch]]
-    cfg = frontend(spec["frontend"])
+    cfg = frontend(PRESET["encoders"][ENCODERS[arch]])
     enc = AUDIO_ENCODERS.build(arch, frontend=cfg, **{**spec.get("kwargs", {}), "weights": "none"}).eval()
     net = enc.backbone if hasattr(enc, "backbone") else enc
     net = getattr(net, "net", net)  # PaSST: the hear21passt module
@@ -85,12 +85,11 @@ def test_seeded_weights_cover_the_reference_keys():
     data = np.load(FIXTURE)
     for arch in ENCODERS:
         ref_keys = set(data[f"{arch}_keys"].tolist())
-        spec = PRESET["audio_encoders"][ENCODERS[arch]]
-        enc = AUDIO_ENCODERS.build(arch, frontend=frontend(spec["frontend"]), weights="none") if arch != "atst_frame" \
-            else None
+        cfg = frontend(PRESET["encoders"][ENCODERS[arch]])
+        enc = AUDIO_ENCODERS.build(arch, frontend=cfg, weights="none") if arch != "atst_frame" else None
         if enc is None:  # ATST-Frame: the key fixture's module
             from salsa2.encoders.atst import FrameAST
-            net = FrameAST(frontend(spec["frontend"]), depth=12)
+            net = FrameAST(cfg, depth=12)
         else:
             net = getattr(enc.backbone, "net", enc.backbone)
         ours = {k for k, v in net.state_dict().items() if v.is_floating_point()}

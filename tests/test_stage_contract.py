@@ -32,7 +32,7 @@ def test_every_training_knob_is_in_params_yaml(stage: str) -> None:
 
 def _params(teachers):
     raw = load_params(REPO / "params.yaml")
-    raw["encoders"] = ["cnn", "transformer"]
+    raw["encoders"] = {"cnn": "mel64", "transformer": "mel64"}
     raw["stage2"] = {**raw["stage2"], "teachers": teachers}
     return training_params(raw)
 

@@ -65,7 +65,7 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class AudioEncoderParams:
-    """One entry of ``audio_encoders``: architecture, the frontend it reads, its learning rate, its kwargs."""
+    """One entry of ``audio_encoders`` (architecture, learning rate, kwargs) with the frontend ``encoders`` gives it."""
 
     arch: str
     frontend: str
@@ -143,7 +143,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class Params:
-    encoders: list
+    encoders: dict  # name -> the frontend it reads: the encoders that get models (the dvc.yaml foreach axis)
     loss: str
     seed: int
     frontends: dict
@@ -157,18 +157,33 @@ class Params:
     tap: dict = field(default_factory=dict)    # TextAwarePooling kwargs: proj_dim, dropout
     augment: AugmentParams = field(default_factory=AugmentParams)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoders, dict) or not self.encoders or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.encoders.items()):
+            raise ConfigError(
+                f"params.yaml: encoders must map each encoder to the frontend it reads, e.g. {{cnn: mel64}} (the "
+                f"training stages iterate over it), got {self.encoders!r}; to choose encoders on the command line: "
+                "dvc exp run -S '~encoders' -S '+encoders={cnn: mel64}'")
+
     def frontend(self, name: str) -> FrontendConfig:
         if name not in self.frontends:
             raise ConfigError(f"params.yaml: frontend {name!r} is not defined under frontends")
         return parse(FrontendConfig, self.frontends[name], f"frontends.{name}")
 
     def audio_encoder(self, name: str) -> AudioEncoderParams:
+        """The settings of selected encoder ``name``: ``audio_encoders.<name>`` and its frontend from ``encoders``."""
         if name not in self.audio_encoders:
             raise ConfigError(
                 f"params.yaml: encoder {name!r} is not defined under audio_encoders (known: "
                 f"{sorted(self.audio_encoders)})"
             )
-        return parse(AudioEncoderParams, self.audio_encoders[name], f"audio_encoders.{name}")
+        if name not in self.encoders:
+            raise ConfigError(f"params.yaml: encoder {name!r} is not selected in encoders {self.encoders}")
+        entry = self.audio_encoders[name]
+        if isinstance(entry, dict) and "frontend" in entry:
+            raise ConfigError(f"params.yaml: audio_encoders.{name}.frontend is not read; an encoder's frontend "
+                              f"is its value in encoders ({{{name}: {entry['frontend']}}})")
+        return parse(AudioEncoderParams, {**entry, "frontend": self.encoders[name]}, f"audio_encoders.{name}")
 
     def loss_kwargs(self, name: str) -> dict:
         return dict(self.losses.get(name) or {})

@@ -1,6 +1,7 @@
-"""Stage ensemble: C-hat, the mean of the teachers' similarities (seed 002 sec. 3), once per distinct teacher
-set (``stage2.teachers``: ``all`` gives one set shared by every student, ``self`` one per student). The file of
-a set is ``<targets_dir>/<members joined by '+'>.npz``, in the order of ``encoders``. Torch-free."""
+"""C-hat, the mean of the teachers' similarities (seed 002 sec. 3), once per distinct teacher set
+(``stage2.teachers``: ``all`` gives one set shared by every student, ``self`` one per student). The file of a
+set is ``<targets_dir>/<members joined by '+'>.npz``, in the order of ``encoders``. Torch-free: stage ensemble
+embeds with ``salsa2.similarities`` first, stage2 only looks up ``targets_path``."""
 
 from __future__ import annotations
 

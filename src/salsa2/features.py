@@ -98,6 +98,13 @@ def build_cache(
     return rej
 
 
+def cache_key(path: str | Path) -> str:
+    """The frontend key (``FrontendConfig.key``) of the cache directory ``path``, from its frontend.json."""
+    meta = read_json(Path(path) / "frontend.json")
+    assert isinstance(meta, dict)
+    return str(meta["key"])
+
+
 class SpectrogramCache:
     """Read-only access to a cache directory; shards are memory-mapped lazily."""
 

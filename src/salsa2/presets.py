@@ -33,23 +33,33 @@ def _flow(value: Any) -> str:
     return str(value)
 
 
+# Top-level keys whose mapping is a selection, not settings: the preset's replaces params.yaml's whole
+# (``encoders``: the paper's three models, not the demo's two plus three; ``frontends``: one log-mel cache per
+# entry, so the demo's would be computed over the paper's data for nothing).
+REPLACED = ("encoders", "frontends")
+
+
 def override_args(preset: dict, base: dict, prefix: str = "") -> list[str]:
-    """``-S`` arguments turning ``base`` into ``base`` merged with ``preset`` (mappings merge key by key)."""
+    """``-S`` arguments turning ``base`` into ``base`` merged with ``preset`` (mappings merge key by key, except
+    the ``REPLACED`` ones: deleted with ``~key``, then added whole with ``+key``, as DVC's Hydra overrides need)."""
     args: list[str] = []
     for key, value in preset.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if not prefix and key in REPLACED and key in base:
+            args += ["-S", f"~{path}", "-S", f"+{path}={_flow(value)}"]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
             args += override_args(value, base[key], path + ".")
         else:
             args += ["-S", f"{'' if key in base else '+'}{path}={_flow(value)}"]
     return args
 
 
-def apply(preset: dict, base: dict) -> dict:
-    """Deep merge: ``preset`` values replace ``base``'s, mappings merge recursively."""
+def apply(preset: dict, base: dict, top: bool = True) -> dict:
+    """Deep merge: ``preset`` values replace ``base``'s, mappings merge recursively (``REPLACED`` ones do not)."""
     out = dict(base)
     for key, value in preset.items():
-        out[key] = apply(value, base[key]) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        merge = isinstance(value, dict) and isinstance(base.get(key), dict) and not (top and key in REPLACED)
+        out[key] = apply(value, base[key], top=False) if merge else value
     return out
 
 

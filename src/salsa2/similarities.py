@@ -1,5 +1,5 @@
-"""Stage similarities@<encoder>: a stage-1 model's train-set audio and caption embeddings (seed 002 sec. 3,
-the inputs of C-hat). Reads the model only; never imports the training loop or the optimiser."""
+"""A stage-1 model's train-set audio and caption embeddings, the factors of its similarities (seed 002 sec. 3;
+stage ensemble averages them into C-hat). Reads the model only; never imports the training loop or the optimiser."""
 
 from __future__ import annotations
 

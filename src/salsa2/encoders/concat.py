@@ -5,12 +5,11 @@ pooled embeddings are concatenated into one token of width ``sum(part.out_dim)``
 projection maps into the shared space. All parts read one frontend (the model reads one spectrogram
 cache), e.g. PaSST + MobileNetV3 on ``kaldi128``.
 
-params.yaml::
+params.yaml (selected with ``encoders: {passt_mn: kaldi128}``)::
 
     audio_encoders:
       passt_mn:
         arch: concat
-        frontend: kaldi128
         kwargs:
           weights: pretrained    # for every part
           parts:
