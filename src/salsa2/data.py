@@ -22,6 +22,10 @@ PAD_MULTIPLE = 128  # pad batches to a multiple of this many frames: fewer disti
 # of lcm(that, PAD_BUCKET): less padding than 128 frames, yet few distinct shapes (a new length every batch grows
 # the CPU allocator's cache; issue 16).
 PAD_BUCKET = 32
+# Training batches hold clips of similar lengths: each epoch's shuffled order is sorted by length in chunks of this
+# many batches, whose batches are then shuffled. 16 (was 8): 6 % fewer frames per demo epoch (16 % -> 11 % of
+# them padding), the same batches per epoch.
+SORT_CHUNK = 16
 
 
 @dataclass
@@ -125,8 +129,8 @@ class Batch:
 
 
 def _bucketed(order: np.ndarray, frames: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Split a shuffled order into batches of similar lengths (sorted within chunks of 8 batches)."""
-    chunk = batch_size * 8
+    """Split a shuffled order into batches of similar lengths (sorted within chunks of SORT_CHUNK batches)."""
+    chunk = batch_size * SORT_CHUNK
     batches = []
     for s in range(0, len(order), chunk):
         part = order[s : s + chunk]
@@ -163,6 +167,6 @@ def iterate_batches(
 
 def num_batches(data: RetrievalData, batch_size: int, layout: str) -> int:
     n = len(data.audio_ids) if layout == "clips" else len(data.caption_ids)
-    chunk = batch_size * 8
+    chunk = batch_size * SORT_CHUNK
     full, rest = divmod(n, chunk)
-    return full * 8 + -(-rest // batch_size)
+    return full * SORT_CHUNK + -(-rest // batch_size)

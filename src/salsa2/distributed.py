@@ -203,7 +203,7 @@ def describe(cmd: list[str]) -> str:
 
 
 def check_batch_sizes(n_items: int, batch_size: int, ctx: DistContext) -> None:
-    """Every batch (``salsa2.data._bucketed``: chunks of 8 batches, the last of each may be short) must give
+    """Every batch (``salsa2.data._bucketed``: chunks of SORT_CHUNK batches, the last of each may be short) must give
     every rank at least one row; otherwise raise before training starts."""
     smallest = (n_items % (8 * batch_size)) % batch_size or batch_size
     if ctx.world_size > 1 and min(smallest, n_items) < ctx.world_size:

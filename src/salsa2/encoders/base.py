@@ -20,10 +20,16 @@ from salsa2.frontends import FrontendConfig
 
 
 class AudioEncoder(nn.Module):
-    """Base class: subclasses set ``frontend`` and ``out_dim`` and implement ``forward``."""
+    """Base class: subclasses set ``frontend`` and ``out_dim`` and implement ``forward``.
+
+    ``padding_is_masked``: frames past ``lengths`` reach no valid output token (attention masks them as keys,
+    every other operation is per token), so ``SnippetEncoder`` may crop them away; False for backbones that
+    see a whole fixed-length snippet, fill included (PaSST, MobileNet, ATST: the authors' behaviour).
+    """
 
     frontend: FrontendConfig
     out_dim: int
+    padding_is_masked: bool = False
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -31,6 +37,9 @@ class AudioEncoder(nn.Module):
     def pad_value(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """What frames past a clip's end hold (in ``mel``'s domain): the log-mel of digital silence."""
         return mel.new_tensor(math.log(self.frontend.log_offset))
+
+
+CROP_FRAMES = 32  # SnippetEncoder crops in steps of this many frames: few distinct shapes (steady allocator)
 
 
 def lengths_to_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
@@ -107,7 +116,7 @@ class SnippetEncoder(AudioEncoder):
         snip_len = torch.where(keep, snip_len.clamp_min(1), torch.zeros_like(snip_len))
         flat_len = snip_len.reshape(-1)
         used = flat_len > 0
-        tokens, weights = self.backbone(snippets[used], flat_len[used])
+        tokens, weights = self._backbone(snippets[used], flat_len[used])
         s, d = tokens.shape[1], tokens.shape[2]
         all_tokens = tokens.new_zeros(b * n, s, d)
         all_weights = weights.new_zeros(b * n, s)
@@ -116,3 +125,23 @@ class SnippetEncoder(AudioEncoder):
             weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
         all_weights[used] = weights
         return all_tokens.reshape(b, n * s, d), all_weights.reshape(b, n * s)
+
+    def _backbone(self, snippets: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone on (N, n_mels, snippet_frames) snippets. When its padding is masked, the partly filled
+        snippets (a clip's last) run cropped to their longest valid length, in CROP_FRAMES steps: the same
+        valid tokens for less work (a 12 s clip costs 12 s, not 20 s); their tokens are zero-padded back."""
+        partial = lengths < self.snippet_frames
+        width = -(-int(lengths[partial].max()) // CROP_FRAMES) * CROP_FRAMES if partial.any() else 0
+        if not self.backbone.padding_is_masked or not 0 < width < self.snippet_frames:
+            return self.backbone(snippets, lengths)
+        if partial.all():
+            return self.backbone(snippets[..., :width], lengths)
+        full_tokens, full_weights = self.backbone(snippets[~partial], lengths[~partial])
+        part_tokens, part_weights = self.backbone(snippets[partial][..., :width], lengths[partial])
+        extra = full_tokens.shape[1] - part_tokens.shape[1]
+        tokens = full_tokens.new_zeros(len(lengths), *full_tokens.shape[1:])
+        weights = full_weights.new_zeros(len(lengths), full_weights.shape[1])
+        tokens[~partial], weights[~partial] = full_tokens, full_weights
+        tokens[partial] = nn.functional.pad(part_tokens, (0, 0, 0, extra))
+        weights[partial] = nn.functional.pad(part_weights, (0, extra))
+        return tokens, weights

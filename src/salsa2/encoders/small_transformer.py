@@ -16,6 +16,8 @@ from salsa2.frontends import FrontendConfig
 
 
 class FrameTransformer(AudioEncoder):
+    padding_is_masked = True  # padded tokens are masked keys; patch, FFN and norms work per token
+
     def __init__(
         self,
         frontend: FrontendConfig,
