@@ -91,3 +91,32 @@ def test_state_of_a_live_run_is_kept_and_keys_ignore_the_output_path(tmp_path):
     assert twin.load()["epoch"] == 2  # a copy of the same run (e.g. dvc exp run --temp) resumes it
     twin.clear()
     other.clear()
+
+
+def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_demo, tiny_params):
+    """The key holds the package's source digest: a run killed, then re-run after a code edit, starts afresh
+    (its state is another key's, unlocked, hence deleted) instead of mixing two versions' epochs."""
+    import shutil
+
+    from salsa2 import two_stage
+    from salsa2.data import load_split
+    from salsa2.resume import code_digest
+
+    package = tmp_path / "pkg"
+    shutil.copytree(HERE.parent / "src" / "salsa2", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_digest(package)
+    (package / "train.py").write_text((package / "train.py").read_text() + "\n# edited\n")
+    assert code_digest(package) != before
+
+    monkeypatch.setenv("SALSA2_RESUME_DIR", str(tmp_path / "resume"))
+    train = load_split(tiny_demo.data, "train", normalize_text=tiny_params.text.normalize)
+    monkeypatch.setattr(two_stage, "code_digest", lambda: before)
+    killed = two_stage._checkpointer(tiny_params, "stage1", "cnn", train)
+    killed.load()
+    killed.save({"epoch": 2})
+    killed.release()
+    monkeypatch.setattr(two_stage, "code_digest", lambda: code_digest(package))
+    edited = two_stage._checkpointer(tiny_params, "stage1", "cnn", train)
+    assert edited.key != killed.key
+    assert edited.load() is None and not killed.path.exists()
+    edited.clear()

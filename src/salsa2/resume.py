@@ -2,8 +2,9 @@
 
 ``dvc repro`` deletes a stage's declared outputs before it runs, so the resume state lives in a scratch
 directory that no stage declares (``SALSA2_RESUME_DIR``, default ``~/.cache/salsa2/resume``). It is keyed by
-a hash of everything that defines the run (the params, the stage and encoder names, the training data's size
-and the contents of its input files), never by where the run writes: a ``dvc exp run --temp`` or queued run
+a hash of everything that defines the run (the params, the stage and encoder names, the training data's size,
+the contents of its input files and of the salsa2 package's source, so a state saved by other code is never
+continued), never by where the run writes: a ``dvc exp run --temp`` or queued run
 of the same configuration resumes the state a killed workspace run left, and vice versa. A running process
 holds an exclusive ``flock`` on its state's ``lock`` file; state of another key of the same stage and encoder
 whose lock nobody holds (its run was killed, then the params changed) is deleted, state of a live concurrent
@@ -41,6 +42,15 @@ def config_key(*parts: Any) -> str:
     """A short stable hash of JSON-able ``parts`` (dataclasses should be passed as ``asdict``)."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_digest(package: str | Path | None = None) -> str:
+    """sha256 of the ``*.py`` sources under ``package`` (default: salsa2's own), by relative path and contents."""
+    root = Path(package) if package is not None else Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def file_digest(path: str | Path, chunk: int = 2**24) -> str:

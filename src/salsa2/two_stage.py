@@ -20,7 +20,7 @@ from salsa2.losses.distill import BlendedDistill, MixedLoss
 from salsa2.model import DualEncoder, ModelConfig
 from salsa2.provenance import training_data
 from salsa2.relevance import CaptionRelevance
-from salsa2.resume import Checkpointer, config_key, file_digest
+from salsa2.resume import Checkpointer, code_digest, config_key, file_digest
 from salsa2.targets import TargetBlocks, TeacherTargets
 from salsa2.text_features import TextFeatureStore, text_store
 from salsa2.train import FitResult, fit
@@ -52,15 +52,15 @@ def _splits(params: Params, data_dir, features_dir, frontend: FrontendConfig) ->
 
 def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData,
                   inputs: tuple = ()) -> Checkpointer | None:
-    """Resume state of this run, keyed by what defines it (``salsa2.resume``): every param, the data's size and
-    the contents of ``inputs`` (stage 2: its stage-1 model and targets), not where it writes, so a queued or
-    ``--temp`` copy of the same run resumes it."""
+    """Resume state of this run, keyed by what defines it (``salsa2.resume``): every param, the data's size, the
+    contents of ``inputs`` (stage 2: its stage-1 model and targets) and the code, not where it writes, so a
+    queued or ``--temp`` copy of the same run resumes it and a run of edited code starts afresh."""
     cfg = getattr(params, stage)
     if not cfg.resume:
         return None
     digests = [file_digest(p) for p in inputs if Path(p).exists()]
     key = config_key(dataclasses.asdict(params), stage, encoder, len(train.audio_ids), len(train.caption_ids),
-                     digests)
+                     digests, code_digest())
     return Checkpointer(f"{stage}-{encoder}", key)
 
 
