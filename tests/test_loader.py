@@ -78,3 +78,21 @@ def test_prefetch_errors_reach_the_consumer_and_early_exit_stops_the_thread():
 def test_to_device_on_cpu_is_a_plain_copy():
     x = torch.arange(4.0)
     assert torch.equal(to_device(x, torch.device("cpu")), x)
+
+
+@pytest.mark.parametrize("n_clips, batch_size", [(30, 8), (37, 4), (130, 4), (200, 7)])
+def test_batch_count_and_smallest_batch_match_the_epoch(n_clips, batch_size):
+    """``num_batches`` (the schedule's steps) and ``check_batch_sizes`` (the smallest batch) agree with the
+    batches an epoch really yields, whatever the length-sorting chunk (``data.SORT_CHUNK``)."""
+    from salsa2.data import iterate_batches, num_batches
+    from salsa2.distributed import check_batch_sizes
+    from tiny import tiny_data
+
+    train, _ = tiny_data(n_clips, seed=1)
+    for layout in ("clips", "pairs"):
+        sizes = [len(b.audio) for b in iterate_batches(train, batch_size, layout, np.random.default_rng(0))]
+        assert num_batches(train, batch_size, layout) == len(sizes)
+        n_items = len(train.audio_ids) if layout == "clips" else len(train.caption_ids)
+        check_batch_sizes(n_items, batch_size, DistContext(0, min(sizes)))
+        with pytest.raises(ValueError, match=f"batch of {min(sizes)} items"):
+            check_batch_sizes(n_items, batch_size, DistContext(0, min(sizes) + 1))

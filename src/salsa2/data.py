@@ -166,7 +166,6 @@ def iterate_batches(
 
 
 def num_batches(data: RetrievalData, batch_size: int, layout: str) -> int:
+    """Batches of an epoch: every sorting chunk is a whole number of batches, so only the last one can be short."""
     n = len(data.audio_ids) if layout == "clips" else len(data.caption_ids)
-    chunk = batch_size * SORT_CHUNK
-    full, rest = divmod(n, chunk)
-    return full * SORT_CHUNK + -(-rest // batch_size)
+    return -(-n // batch_size)

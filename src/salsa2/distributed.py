@@ -203,9 +203,9 @@ def describe(cmd: list[str]) -> str:
 
 
 def check_batch_sizes(n_items: int, batch_size: int, ctx: DistContext) -> None:
-    """Every batch (``salsa2.data._bucketed``: chunks of SORT_CHUNK batches, the last of each may be short) must give
-    every rank at least one row; otherwise raise before training starts."""
-    smallest = (n_items % (8 * batch_size)) % batch_size or batch_size
+    """Every batch must give every rank at least one row; otherwise raise before training starts. An epoch's
+    batches are full but its last (``salsa2.data._bucketed`` sorts in chunks of whole batches)."""
+    smallest = n_items % batch_size or batch_size
     if ctx.world_size > 1 and min(smallest, n_items) < ctx.world_size:
         raise ValueError(f"a batch of {smallest} items cannot be split over {ctx.world_size} processes "
                          f"({n_items} training items, batch_size {batch_size}); change batch_size or nproc")
