@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -80,8 +81,6 @@ class Prefetcher(Generic[T]):
             out.put(err)
 
     def __iter__(self) -> Iterator[T]:
-        import time
-
         if self.depth == 0:
             while True:
                 start = time.perf_counter()

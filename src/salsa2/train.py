@@ -92,20 +92,22 @@ def evaluate_model(model: DualEncoder, data: RetrievalData, text_features: TextF
     return bidirectional_metrics(model_scores(model, data, text_features), data.audio_ids, data.caption_audio_ids)
 
 
-def trained_state(model: nn.Module) -> dict:
-    """The model's state without a frozen text encoder (rebuilt from its source; never in resume files)."""
-    state = model.state_dict()
+def _without_frozen_text(model: nn.Module, state: dict) -> dict:
+    """``state`` less a frozen text encoder's weights (rebuilt from its source; never in resume files)."""
     if getattr(model, "text_encoder", None) is not None and model.text_encoder.frozen:
         state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
     return state
 
 
+def trained_state(model: nn.Module) -> dict:
+    """The model's state without a frozen text encoder."""
+    return _without_frozen_text(model, model.state_dict())
+
+
 def load_trained_state(model: nn.Module, state: dict) -> None:
     """Inverse of ``trained_state``: every key but the frozen text encoder's must match (an older state that
     holds its weights loads too; they are the pretrained ones the encoder is rebuilt from)."""
-    if getattr(model, "text_encoder", None) is not None and model.text_encoder.frozen:
-        state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(_without_frozen_text(model, state), strict=False)
     missing = [k for k in missing if not k.startswith("text_encoder.")]
     if missing or unexpected:
         raise RuntimeError(f"saved training state does not match the model: missing {missing[:5]}, "

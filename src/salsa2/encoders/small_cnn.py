@@ -18,6 +18,8 @@ only, so a clip's tokens are those of the clip alone, whatever its batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -58,7 +60,8 @@ class SqueezeExcite(nn.Module):
         return x * self.fc((x * m).sum(dim=self.axes, keepdim=True) / total.clamp_min(1.0))
 
 
-def masked_layers(layers: nn.Sequential, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_layers(layers: Iterable[nn.Module], x: torch.Tensor,
+                  lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``layers`` on (B, C, [F,] T) with ``lengths`` valid time steps: the input of every convolution wider
     than one step is zero past the valid length, squeeze-excitation pools valid steps; strided convolutions
     (padding k // 2) map L valid steps to ceil(L / stride). Returns the output and its valid lengths."""
@@ -165,7 +168,7 @@ class SmallMobileNet(AudioEncoder):
             x = x[:, None]
         elif self.flat:
             x = x[:, :, None, :].contiguous(memory_format=torch.channels_last)  # (B, n_mels, 1, T)
-        x, out_len = masked_layers(nn.Sequential(self.stem, self.blocks, self.head), x, lengths)
+        x, out_len = masked_layers((self.stem, self.blocks, self.head), x, lengths)
         if self.dims == 2:
             x = x.mean(dim=2)  # (B, C, T'): frequency averaged
         elif self.flat:
