@@ -6,7 +6,7 @@ from common import fail, setup
 
 from salsa2.features import build_features, frontend_from_params, union_audio
 from salsa2.raw_shards import unpack_all
-from salsa2.tables import TooManyRejects, check_reject_share
+from salsa2.tables import TooManyRejects, check_reject_share, max_reject_share
 
 if __name__ == "__main__":
     name = sys.argv[1]
@@ -19,6 +19,6 @@ if __name__ == "__main__":
         print(f"{len(rejects)} clips rejected, listed in data/features/{name}/rejects.csv")
     try:
         check_reject_share(len(rejects), len(union_audio(sources)), f"data/features/{name}/rejects.csv",
-                           float(raw["data"].get("max_reject_share", 0.05)))
+                           max_reject_share(raw["data"]))
     except TooManyRejects as err:
         fail(f"stage features@{name}: {err}")

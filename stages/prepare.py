@@ -10,7 +10,7 @@ from pathlib import Path
 from common import fail, setup
 
 from salsa2.prepare import prepare, prepare_pretrain
-from salsa2.tables import TooManyRejects, check_reject_share, read_tables, rejected_clips
+from salsa2.tables import TooManyRejects, check_reject_share, max_reject_share, read_tables, rejected_clips
 
 if __name__ == "__main__":
     raw = setup()
@@ -26,7 +26,7 @@ if __name__ == "__main__":
             print(f"{dropped} clips and {len(rejects) - dropped} caption rows rejected, listed in {out}/rejects.csv")
         try:
             check_reject_share(dropped, kept + dropped, f"{out}/rejects.csv",
-                               float(data.get("max_reject_share", 0.05)))
+                               max_reject_share(data))
         except TooManyRejects as err:
             fail(f"stage prepare: {err}")
     if relevance:

@@ -124,6 +124,14 @@ def rejected_clips(rejects: pd.DataFrame) -> int:
     return int(clips["audio_id"].nunique()) if "audio_id" in clips else len(clips)
 
 
+MAX_REJECT_SHARE = 0.05  # data.max_reject_share when params.yaml leaves it out
+
+
+def max_reject_share(data: dict) -> float:
+    """``data.max_reject_share`` of the params' ``data`` section (default MAX_REJECT_SHARE)."""
+    return float(data.get("max_reject_share", MAX_REJECT_SHARE))
+
+
 def check_reject_share(rejected: int, total: int, rejects_file: str | Path, max_share: float) -> None:
     """Raise when ``rejected / total`` exceeds ``max_share`` (a stage that caches 0 of 100 clips must not pass)."""
     share = rejected / total if total else 1.0
