@@ -6,8 +6,8 @@
 
 It builds the preset's dual encoder for ``--encoder`` with random audio weights (``weights: none``: no download)
 and trains it on synthetic log-mels of ``--seconds`` through the training loop's pieces: the prefetch loader
-(``salsa2.loader``: the same collate path as ``fit``), DDP over the processes of a ``torchrun`` job with the
-gathered global batch (``salsa2.distributed``), autocast (``salsa2.amp``, ``--precision auto``), optional
+(``salsa2.training.loader``: the same collate path as ``fit``), DDP over the processes of a ``torchrun`` job with the
+gathered global batch (``salsa2.training.distributed``), autocast (``salsa2.training.amp``, ``--precision auto``), optional
 ``torch.compile``. Text side (``--text``): ``features`` = frozen cached sentence features (the demo), or a
 randomly initialised, trained RoBERTa on random token ids: ``roberta-large`` (355 M, the paper's) or
 ``roberta-tiny`` (4 layers, width 256, for machines that cannot run the large one). Layout: pairs, so a
@@ -80,13 +80,13 @@ def build(args):
     """(model, loss_fn, training data, text inputs per caption, train params) for the benchmark."""
     import torch
 
-    from salsa2.config import load_params, training_params
-    from salsa2.data import RetrievalData
-    from salsa2.features import MemoryCache
-    from salsa2.losses import LOSSES
-    from salsa2.model import DualEncoder
-    from salsa2.two_stage import model_config
-    from salsa2.presets import apply
+    from salsa2.config.params import load_params, training_params
+    from salsa2.features.splits import RetrievalData
+    from salsa2.features.logmel_cache import MemoryCache
+    from salsa2.training.losses import LOSSES
+    from salsa2.model.dual_encoder import DualEncoder
+    from salsa2.training.stages import model_config
+    from salsa2.config.presets import apply
 
     root = Path(__file__).resolve().parents[1]
     raw = load_params(root / "params.yaml")
@@ -118,11 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from salsa2.amp import MixedPrecision
-    from salsa2.distributed import current, gather_rows, no_sync, prepare_model, shard, shard_counts, wrap
-    from salsa2.loader import Prefetcher, epoch_batches, to_device
-    from salsa2.losses import total_loss
-    from salsa2.train import compile_encoders
+    from salsa2.training.amp import MixedPrecision
+    from salsa2.training.distributed import current, gather_rows, no_sync, prepare_model, shard, shard_counts, wrap
+    from salsa2.training.loader import Prefetcher, epoch_batches, to_device
+    from salsa2.training.losses import total_loss
+    from salsa2.training.loop import compile_encoders
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="", help="a params preset merged onto params.yaml (params-paper.yaml)")

@@ -12,7 +12,7 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
-from salsa2.config import Params, load_params, training_params  # noqa: E402
+from salsa2.config.params import Params, load_params, training_params  # noqa: E402
 
 PARAMS = "params.yaml"  # the file dvc.yaml declares; no override (dvc.lock must record what was read)
 
@@ -30,7 +30,7 @@ def fail(message: str) -> NoReturn:
 
 def _user_error_hook(kind, err, tb) -> None:
     """A user error ends a stage with one line on stderr and exit code 2 (``SALSA2_VERBOSE=1``: the traceback)."""
-    from salsa2.cli_errors import EXIT_USER_ERROR, one_line, user_error_types
+    from salsa2.utils.errors import EXIT_USER_ERROR, one_line, user_error_types
 
     if os.environ.get("SALSA2_VERBOSE") or not isinstance(err, user_error_types()):
         sys.__excepthook__(kind, err, tb)

@@ -2,7 +2,7 @@
 
 from common import setup
 
-from salsa2.demo import generate
+from salsa2.data.demo import generate
 
 if __name__ == "__main__":
     p = setup()["demo"]

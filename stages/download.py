@@ -1,5 +1,5 @@
 """Stage download@<name>: params ``downloads.<name>`` ({dataset, args}) -> data/raw/<name>, the raw dataset as a
-few tar shards + manifest.json (salsa2.raw_shards). The dataset's own builder fetches and verifies it into
+few tar shards + manifest.json (salsa2.data.raw_shards). The dataset's own builder fetches and verifies it into
 data/unpacked/<name>, which stays as the unpacked copy prepare and features read."""
 
 import sys
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from common import setup
 
-from salsa2.datasets import DATASETS
-from salsa2.raw_shards import pack
+from salsa2.data.datasets import DATASETS
+from salsa2.data.raw_shards import pack
 
 if __name__ == "__main__":
     name = sys.argv[1]

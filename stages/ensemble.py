@@ -1,12 +1,13 @@
-"""Stage ensemble: the estimated correspondences (seed 002 sec. 3). Each teacher (a stage-1 model some student
+"""Stage ensemble: the estimated correspondences (Primus et al. 2024, sec. 3).
+Each teacher (a stage-1 model some student
 distils from) embeds the train set once -> models/sims/<encoder>.npz; then C-hat, the mean of the teachers'
 similarities, once per distinct teacher set -> models/targets/<members joined by '+'>.npz
 (params: encoders, stage2.teachers, stage2.targets)."""
 
 from common import setup_training
 
-from salsa2.ensemble import build_ensembles, teacher_sets
-from salsa2.similarities import dump_similarities
+from salsa2.distill.teachers import build_ensembles, teacher_sets
+from salsa2.distill.similarities import dump_similarities
 
 if __name__ == "__main__":
     params = setup_training()

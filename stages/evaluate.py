@@ -9,9 +9,9 @@ from pathlib import Path
 
 from common import setup, setup_training
 
-from salsa2.evaluate import evaluate, write_headline, write_metrics
-from salsa2.features import cache_key
-from salsa2.plots import plot_training_curves
+from salsa2.evaluation.evaluate import evaluate, write_headline, write_metrics
+from salsa2.features.logmel_cache import cache_key
+from salsa2.evaluation.plots import plot_training_curves
 
 if __name__ == "__main__":
     params = setup_training()

@@ -4,9 +4,9 @@ import sys
 
 from common import fail, setup
 
-from salsa2.features import build_features, frontend_from_params, union_audio
-from salsa2.raw_shards import unpack_all
-from salsa2.tables import TooManyRejects, check_reject_share, max_reject_share
+from salsa2.features.logmel_cache import build_features, frontend_from_params, union_audio
+from salsa2.data.raw_shards import unpack_all
+from salsa2.data.tables import TooManyRejects, check_reject_share, max_reject_share
 
 if __name__ == "__main__":
     name = sys.argv[1]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from common import fail, setup
 
-from salsa2.prepare import prepare, prepare_pretrain
-from salsa2.tables import TooManyRejects, check_reject_share, max_reject_share, read_tables, rejected_clips
+from salsa2.data.prepare import prepare, prepare_pretrain
+from salsa2.data.tables import TooManyRejects, check_reject_share, max_reject_share, read_tables, rejected_clips
 
 if __name__ == "__main__":
     raw = setup()

@@ -2,7 +2,7 @@
 
 from common import setup_training
 
-from salsa2.text_features import build_text_features
+from salsa2.features.text_cache import build_text_features
 
 if __name__ == "__main__":
     t = setup_training().text

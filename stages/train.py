@@ -1,7 +1,7 @@
 """Stages stage1@<encoder> and stage2@<encoder>: train one dual encoder, log curves with dvclive.
 
 Multi-GPU: ``stage1.nproc`` / ``stage2.nproc`` N > 1 re-executes this script under
-``python -m torch.distributed.run --standalone --nproc-per-node N`` (salsa2.distributed.launch_command), so
+``python -m torch.distributed.run --standalone --nproc-per-node N`` (salsa2.training.distributed.launch_command), so
 ``dvc repro`` and ``dvc exp run`` train on N GPUs (gloo processes on CPU); rank 0 logs.
 """
 
@@ -11,9 +11,9 @@ import sys
 
 from common import best_epoch_summary, live_logger, setup_training
 
-from salsa2.distributed import describe, launch_command
-from salsa2.ensemble import targets_path
-from salsa2.two_stage import train_stage1, train_stage2
+from salsa2.training.distributed import describe, launch_command
+from salsa2.distill.teachers import targets_path
+from salsa2.training.stages import train_stage1, train_stage2
 
 if __name__ == "__main__":
     stage, encoder = int(sys.argv[1]), sys.argv[2]

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import torch
 
-from salsa2.checkpoint import load_model as load_checkpoint
-from salsa2.checkpoint import save_model
-from salsa2.config import TrainParams
-from salsa2.data import RetrievalData, load_split
-from salsa2.inference import SearchModel, checkpoint_id
-from salsa2.losses import LOSSES
-from salsa2.model import DualEncoder
-from salsa2.text_features import TextFeatureStore
-from salsa2.train import fit
+from salsa2.model.checkpoint import load_model as load_checkpoint
+from salsa2.model.checkpoint import save_model
+from salsa2.config.params import TrainParams
+from salsa2.features.splits import RetrievalData, load_split
+from salsa2.search.inference import SearchModel, checkpoint_id
+from salsa2.training.losses import LOSSES
+from salsa2.model.dual_encoder import DualEncoder
+from salsa2.features.text_cache import TextFeatureStore
+from salsa2.training.loop import fit
 
 SPLITS = ["train", "val", "test"]
 

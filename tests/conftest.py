@@ -30,11 +30,11 @@ class TinyDemo:
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> TinyDemo:
-    from salsa2.demo import generate
-    from salsa2.frontends import FrontendConfig
-    from salsa2.features import build_features
-    from salsa2.prepare import prepare
-    from salsa2.text_features import build_text_features
+    from salsa2.data.demo import generate
+    from salsa2.audio.frontends import FrontendConfig
+    from salsa2.features.logmel_cache import build_features
+    from salsa2.data.prepare import prepare
+    from salsa2.features.text_cache import build_text_features
 
     root = tmp_path_factory.mktemp("tiny_demo")
     generate(root / "raw", n_train=48, n_val=16, n_test=16, seed=7, workers=1)
@@ -47,7 +47,7 @@ def tiny_demo(tmp_path_factory) -> TinyDemo:
 @pytest.fixture(scope="session")
 def tiny_params():
     """The repository's params.yaml, shrunk for tests (same keys, so the stages' code paths are exercised)."""
-    from salsa2.config import load_params, training_params
+    from salsa2.config.params import load_params, training_params
 
     raw = load_params(REPO / "params.yaml")
     raw["stage1"] = {**raw["stage1"], "epochs": 8, "batch_size": 16}
@@ -58,7 +58,7 @@ def tiny_params():
 @pytest.fixture(scope="session")
 def trained_model(tiny_demo, tiny_params, tmp_path_factory) -> Path:
     """A small_mobilenet1d dual encoder trained for eight epochs on the tiny demo (checkpoint directory)."""
-    from salsa2.two_stage import train_stage1
+    from salsa2.training.stages import train_stage1
 
     out = tmp_path_factory.mktemp("model") / "stage1-cnn"
     train_stage1(tiny_params, "cnn", tiny_demo.data, tiny_demo.features, tiny_demo.text_features, out)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-import salsa2.train as train_mod
-from salsa2.config import TrainParams
-from salsa2.losses import LOSSES
-from salsa2.resume import Checkpointer
+import salsa2.training.loop as train_mod
+from salsa2.config.params import TrainParams
+from salsa2.training.losses import LOSSES
+from salsa2.training.resume import Checkpointer
 from tiny import tiny_data, tiny_model
 
 EPOCHS = 4

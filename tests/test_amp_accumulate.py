@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from salsa2.amp import MixedPrecision
-from salsa2.config import TrainParams
-from salsa2.distributed import DistContext
-from salsa2.losses import LOSSES
-from salsa2.resume import Checkpointer
-from salsa2.train import fit
+from salsa2.training.amp import MixedPrecision
+from salsa2.config.params import TrainParams
+from salsa2.training.distributed import DistContext
+from salsa2.training.losses import LOSSES
+from salsa2.training.resume import Checkpointer
+from salsa2.training.loop import fit
 from tiny import tiny_data, tiny_model
 
 

@@ -1,4 +1,4 @@
-"""salsa2.archive: safe extraction of zip / 7z / tar; malicious members are refused before any write."""
+"""salsa2.data.archive: safe extraction of zip / 7z / tar; malicious members are refused before any write."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zipfile
 import py7zr
 import pytest
 
-from salsa2.archive import ArchiveError, UnsafeArchiveError, check_member, extract, extract_to, list_members
+from salsa2.data.archive import ArchiveError, UnsafeArchiveError, check_member, extract, extract_to, list_members
 
 
 def make_zip(path, members: dict[str, bytes]):
@@ -123,7 +123,7 @@ def test_extract_to_checks_the_target_before_extracting(tmp_path, monkeypatch):
     arc = make_zip(tmp_path / "a.zip", {"x.wav": b"X"})
     (tmp_path / "audio").mkdir()
     calls = []
-    monkeypatch.setattr("salsa2.archive.extract", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("salsa2.data.archive.extract", lambda *a, **k: calls.append(a))
     with pytest.raises(ArchiveError, match=r"audio already exists; remove it to extract"):
         extract_to(arc, tmp_path / "audio")
     assert calls == []  # nothing was extracted
@@ -159,7 +159,7 @@ def test_expanded_size_over_free_space_is_refused(tmp_path, monkeypatch):
 
     arc = make_zip(tmp_path / "a.zip", {"x.wav": b"X" * 1000})
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr("salsa2.archive.shutil.disk_usage", lambda _: usage(10_000, 9_900, 100))
+    monkeypatch.setattr("salsa2.data.archive.shutil.disk_usage", lambda _: usage(10_000, 9_900, 100))
     with pytest.raises(ArchiveError, match=r"expands to 1000 bytes but only 100 are free"):
         extract(arc, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()

@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 import soxr
 
-from salsa2.audio import AudioReadError, iter_audio, load_audio
-from salsa2.features import SpectrogramCache, build_cache
-from salsa2.frontends import FrontendConfig, compute_logmel
-from salsa2.logmel_stream import stream_logmel
+from salsa2.audio.decode import AudioReadError, iter_audio, load_audio
+from salsa2.features.logmel_cache import SpectrogramCache, build_cache
+from salsa2.audio.frontends import FrontendConfig, compute_logmel
+from salsa2.audio.logmel_stream import stream_logmel
 
 PASST_LIKE = FrontendConfig(sample_rate=32000, n_fft=1024, win_length=800, hop_length=320, n_mels=128,
                             f_max=15000, preemphasis=0.97, preemphasis_trim=True, mel_scale="kaldi",
@@ -130,8 +130,8 @@ def test_m4a_without_pyav_is_a_reject_with_the_reason(tmp_path, monkeypatch):
 PEAK_SCRIPT = """
 import resource, sys
 import numpy as np
-from salsa2.frontends import FrontendConfig
-from salsa2.logmel_stream import load_logmel
+from salsa2.audio.frontends import FrontendConfig
+from salsa2.audio.logmel_stream import load_logmel
 mel, duration = load_logmel(sys.argv[1], FrontendConfig(), dtype=np.float16)
 assert mel.shape[1] == FrontendConfig().num_frames(int(duration * 16000)), mel.shape
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
@@ -154,7 +154,7 @@ def test_two_hour_file_peak_memory_is_bounded(tmp_path):
 
 def test_top_k_with_a_nan_row_still_returns_k_valid_hits():
     """An index row with a NaN embedding (an index from before the non-finite checks) must not eat a hit."""
-    from salsa2.search import top_k
+    from salsa2.search.query import top_k
 
     items = np.array([[1.0, 0.0], [np.nan, np.nan], [0.6, 0.8], [0.0, 1.0]], np.float32)
     scores, rows = top_k(np.array([[1.0, 0.0]], np.float32), items, 3)

@@ -1,4 +1,4 @@
-"""Mixco and text token masking (seed 004 sec. 4.2)."""
+"""Mixco and text token masking (Munakata et al. 2024, sec. 4.2)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from salsa2.augment import mask_tokens, mix_logmel, mixco_loss
+from salsa2.training.augment import mask_tokens, mix_logmel, mixco_loss
 
 
 def test_mix_logmel_mixes_power_with_squared_weights_and_pads_with_silence():
@@ -39,7 +39,7 @@ def test_mixco_loss_one_caption_per_clip_matches_eqs_10_to_12():
 
 
 def test_mixco_with_lambda_one_is_ntxent():
-    from salsa2.losses.ntxent import NTXentLoss
+    from salsa2.training.losses.ntxent import NTXentLoss
 
     g = torch.Generator().manual_seed(0)
     sim = torch.rand(4, 6, generator=g)
@@ -62,7 +62,7 @@ def test_mask_tokens_masks_about_p_of_real_tokens_and_never_special_or_padding()
 
 
 def test_draw_mixing_is_seeded():
-    from salsa2.augment import draw_mixing
+    from salsa2.training.augment import draw_mixing
 
     a = draw_mixing(8, np.random.default_rng(3))
     b = draw_mixing(8, np.random.default_rng(3))

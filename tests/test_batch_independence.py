@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from salsa2.encoders import AUDIO_ENCODERS
-from salsa2.encoders.base import weighted_mean
-from salsa2.frontends import FrontendConfig
+from salsa2.model.encoders import AUDIO_ENCODERS
+from salsa2.model.encoders.base import weighted_mean
+from salsa2.audio.frontends import FrontendConfig
 from tests.test_paper_encoders import KALDI128, MEL64_ATST, ROOT
 
 DEMO = FrontendConfig(**yaml.safe_load((ROOT / "params.yaml").read_text())["frontends"]["mel64"])

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from salsa2.datasets.folder import prepare_folder
-from salsa2.tables import TableError
+from salsa2.data.datasets.folder import prepare_folder
+from salsa2.data.tables import TableError
 
 
 def _folder(tmp_path, n=3):
@@ -55,7 +55,7 @@ def test_reject_share_counts_clips_not_dropped_caption_rows():
     (the demo's paraphrases repeat now and then: 4 duplicate rows of 64 clips once failed `prepare`)."""
     import pandas as pd
 
-    from salsa2.tables import rejected_clips
+    from salsa2.data.tables import rejected_clips
 
     rejects = pd.DataFrame({"audio_id": ["d/a", "d/a", "d/b", "d/c", "d/c"],
                             "reason": ["duplicate_caption", "empty_caption", "duplicate_caption", "corrupt",

@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from salsa2.cli import app
+from salsa2.cli.main import app
 
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
 

@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from salsa2.cli import app
+from salsa2.cli.main import app
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_ONLY = {"split": "train", "datasets": {"demo": {"clips": 4, "captions": 20, "synthetic": True}}, "clips": 4,
@@ -46,10 +46,10 @@ def _one_line_error(result, *needles: str) -> str:
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     """A random (untrained) demo-only checkpoint and an index of three clips made with it."""
-    from salsa2.checkpoint import save_model
-    from salsa2.frontends import FrontendConfig
-    from salsa2.index import build_index
-    from salsa2.model import DualEncoder, ModelConfig
+    from salsa2.model.checkpoint import save_model
+    from salsa2.audio.frontends import FrontendConfig
+    from salsa2.search.index import build_index
+    from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
     root = tmp_path_factory.mktemp("cli_errors")
     torch.manual_seed(0)
@@ -113,7 +113,7 @@ def test_query_errors_and_warnings(library):
 
 
 def test_non_finite_file_is_an_index_reject_and_k_hits_remain(library):
-    from salsa2.index import read_index
+    from salsa2.search.index import read_index
 
     idx = read_index(library / "idx.parquet")
     assert dict(zip(idx.rejects["path"], idx.rejects["reason"])) == {"loud.wav": "non_finite"}
@@ -144,9 +144,9 @@ def test_broken_index_metadata_is_one_line(library, tmp_path):
 
 
 def test_training_data_records_the_synthetic_demo(tmp_path):
-    from salsa2.demo import generate
-    from salsa2.prepare import prepare
-    from salsa2.provenance import demo_only_warning, training_data
+    from salsa2.data.demo import generate
+    from salsa2.data.prepare import prepare
+    from salsa2.model.provenance import demo_only_warning, training_data
 
     generate(tmp_path / "demo", n_train=3, n_val=1, n_test=1, seed=0, workers=1)
     prepare([{"name": "folder", "args": {"root": str(tmp_path / "demo"), "name": "demo"}}], tmp_path / "prep")

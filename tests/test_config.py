@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from salsa2.config import ConfigError, TrainParams, load_params, parse, training_params
+from salsa2.config.params import ConfigError, TrainParams, load_params, parse, training_params
 
 
 def test_params_yaml_parses():

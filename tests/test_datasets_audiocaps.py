@@ -7,9 +7,9 @@ import csv
 
 from fixture_server import FileServer, write_clip
 
-from salsa2.datasets import DATASETS
-from salsa2.features import SpectrogramCache, build_cache
-from salsa2.frontends import FrontendConfig
+from salsa2.data.datasets import DATASETS
+from salsa2.features.logmel_cache import SpectrogramCache, build_cache
+from salsa2.audio.frontends import FrontendConfig
 
 ROWS = {  # csv -> rows (audiocap_id, youtube_id, start_time, caption)
     "train": [(1, "r1nicOVtvkQ", 130, "A woman talks nearby as water pours"),

@@ -10,13 +10,13 @@ import py7zr
 import pytest
 from fixture_server import FileServer, md5, write_clip
 
-from salsa2.archive import UnsafeArchiveError
-from salsa2.datasets import DATASETS, clotho
-from salsa2.download import ChecksumError
-from salsa2.features import SpectrogramCache, build_cache
-from salsa2.frontends import FrontendConfig
-from salsa2.prepare import prepare
-from salsa2.tables import read_tables
+from salsa2.data.archive import UnsafeArchiveError
+from salsa2.data.datasets import DATASETS, clotho
+from salsa2.utils.download import ChecksumError
+from salsa2.features.logmel_cache import SpectrogramCache, build_cache
+from salsa2.audio.frontends import FrontendConfig
+from salsa2.data.prepare import prepare
+from salsa2.data.tables import read_tables
 
 # subset -> clip name -> kind
 CLIPS = {

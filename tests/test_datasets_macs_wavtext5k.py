@@ -1,4 +1,4 @@
-"""MACS (YAML captions + TAU zips, md5-checked) and WavText5K (CSV + per-clip links, seed 003 captions)
+"""MACS (YAML captions + TAU zips, md5-checked) and WavText5K (CSV + per-clip links, Deshmukh et al. 2023 captions)
 against local mirrors."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import yaml
 from fixture_server import FileServer, md5, write_clip
 
-from salsa2.datasets import DATASETS, macs
-from salsa2.datasets.wavtext5k import title_description
-from salsa2.download import ChecksumError
+from salsa2.data.datasets import DATASETS, macs
+from salsa2.data.datasets.wavtext5k import title_description
+from salsa2.utils.download import ChecksumError
 
 
 @pytest.fixture

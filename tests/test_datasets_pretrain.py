@@ -7,9 +7,9 @@ from pathlib import Path
 import yaml
 from fixture_server import write_clip
 
-from salsa2.features import union_audio
-from salsa2.prepare import prepare, prepare_pretrain
-from salsa2.tables import read_tables
+from salsa2.features.logmel_cache import union_audio
+from salsa2.data.prepare import prepare, prepare_pretrain
+from salsa2.data.tables import read_tables
 
 REPO = Path(__file__).resolve().parents[1]
 

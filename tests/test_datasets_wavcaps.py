@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from fixture_server import FileServer, write_clip
 
-from salsa2.datasets import DATASETS, wavcaps
+from salsa2.data.datasets import DATASETS, wavcaps
 
 
 def publish(tmp_path):

@@ -1,5 +1,5 @@
 """Two gloo processes (DistributedDataParallel + differentiable all-gather) train exactly like one process on the
-same global batch (salsa2.distributed): NT-Xent, sigmoid (learnable t, b), TAP, Mixco, accumulation."""
+same global batch (salsa2.training.distributed): NT-Xent, sigmoid (learnable t, b), TAP, Mixco, accumulation."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
 
-from salsa2.augment import AugmentParams
-from salsa2.config import TrainParams
-from salsa2.distributed import DistContext, check_batch_sizes, gather_rows, launch_command, shard, shard_counts
-from salsa2.losses import LOSSES
-from salsa2.model import DualEncoder
-from salsa2.train import fit
+from salsa2.training.augment import AugmentParams
+from salsa2.config.params import TrainParams
+from salsa2.training.distributed import DistContext, check_batch_sizes, gather_rows, launch_command, shard, shard_counts
+from salsa2.training.losses import LOSSES
+from salsa2.model.dual_encoder import DualEncoder
+from salsa2.training.loop import fit
 from tiny import FakeTextEncoder, tiny_data, tiny_model
 
 CFG = TrainParams(epochs=2, batch_size=8, lr=3e-3, lr_min=1e-4, warmup_epochs=0.5, device="cpu", resume=False)
@@ -122,7 +122,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 
 def test_optimizer_holds_every_trained_parameter():
-    from salsa2.train import param_groups
+    from salsa2.training.loop import param_groups
 
     for pooling in ("mean", "tap"):
         model, loss_fn = _model(pooling), LOSSES.build("sigmoid")

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import soundfile as sf
 
-from salsa2.demo import KINDS, generate
+from salsa2.data.demo import KINDS, generate
 
 
 def _digest(folder):

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from salsa2.config import TrainParams
-from salsa2.data import PAD_MULTIPLE, collate_mels, pad_multiple_of
-from salsa2.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
-from salsa2.encoders.lazy_text import LazyTextEncoder
-from salsa2.frontends import FrontendConfig
-from salsa2.model import DualEncoder, ModelConfig
-from salsa2.text_features import compute_text_features
-from salsa2.train import fit, load_trained_state, trained_state, validates
+from salsa2.config.params import TrainParams
+from salsa2.features.splits import PAD_MULTIPLE, collate_mels, pad_multiple_of
+from salsa2.model.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
+from salsa2.model.encoders.lazy_text import LazyTextEncoder
+from salsa2.audio.frontends import FrontendConfig
+from salsa2.model.dual_encoder import DualEncoder, ModelConfig
+from salsa2.features.text_cache import compute_text_features
+from salsa2.training.loop import fit, load_trained_state, trained_state, validates
 from tiny import tiny_data, tiny_model
 
 MEL64 = FrontendConfig(n_mels=64, f_max=8000.0)
@@ -47,7 +47,7 @@ def test_fit_rejects_validate_every_zero():
 
 
 def _nt_xent():
-    from salsa2.losses import LOSSES
+    from salsa2.training.losses import LOSSES
 
     return LOSSES.build("nt_xent", tau=0.05)
 
@@ -131,7 +131,7 @@ def test_channels_last_cnn_computes_the_1d_cnn(train_mode):
 
 
 def test_channels_last_is_only_for_the_1d_cnn():
-    from salsa2.encoders.small_cnn import SmallMobileNet
+    from salsa2.model.encoders.small_cnn import SmallMobileNet
 
     with pytest.raises(ValueError, match="channels_last"):
         SmallMobileNet(MEL64, dims=2, channels_last=True)
@@ -149,7 +149,7 @@ def test_training_batches_pad_to_what_the_encoder_needs():
 
 
 def test_demo_transformer_has_no_dropout():
-    from salsa2.config import load_params
+    from salsa2.config.params import load_params
 
     kwargs = load_params("params.yaml")["audio_encoders"]["transformer"]["kwargs"]
     enc = AUDIO_ENCODERS.build("small_transformer", frontend=MEL64, **kwargs)
@@ -159,7 +159,7 @@ def test_demo_transformer_has_no_dropout():
 
 def test_interrupted_fit_resumes_bit_identically_with_validation_every_2(tmp_path):
     """In-process twin of test_resume (no subprocess start-up): stop after epoch 1's checkpoint, re-run."""
-    from salsa2.resume import Checkpointer
+    from salsa2.training.resume import Checkpointer
 
     train, store = tiny_data(20, seed=0)
     val, _ = tiny_data(8, seed=0)

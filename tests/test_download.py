@@ -1,4 +1,4 @@
-"""salsa2.download against a local HTTP server: resume, checksum, errors, no half-written files."""
+"""salsa2.utils.download against a local HTTP server: resume, checksum, errors, no half-written files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 import pytest
 from fixture_server import FileServer
 
-from salsa2.download import ChecksumError, DownloadError, Remote, download, fetch
+from salsa2.utils.download import ChecksumError, DownloadError, Remote, download, fetch
 
 PAYLOAD = bytes((i * 7 + 3) % 251 for i in range(50_000))
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -121,7 +121,7 @@ def test_stated_size_is_checked(served, tmp_path):
 
 
 def test_first_download_is_recorded_and_later_copies_checked(served, tmp_path):
-    from salsa2.download import read_record, record_path
+    from salsa2.utils.download import read_record, record_path
 
     dest = tmp_path / "dl" / "blob.bin"
     with FileServer(served) as srv:

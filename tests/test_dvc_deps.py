@@ -105,22 +105,23 @@ def test_code_deps_are_the_import_closure(name: str) -> None:
 def test_closure_follows_packages_and_lazy_imports(tmp_path: Path) -> None:
     """The closure walker itself: package __init__ files, submodules named in a from-import, lazy imports."""
     got = closure("stages/prepare.py")
-    assert {"stages/prepare.py", "stages/common.py", "src/salsa2/__init__.py", "src/salsa2/datasets/__init__.py",
-            "src/salsa2/datasets/clotho.py", "src/salsa2/config.py"} <= got
-    assert "src/salsa2/train.py" not in got
+    assert {"stages/prepare.py", "stages/common.py", "src/salsa2/__init__.py", "src/salsa2/data/datasets/__init__.py",
+            "src/salsa2/data/datasets/clotho.py", "src/salsa2/config/params.py"} <= got
+    assert "src/salsa2/training/loop.py" not in got
 
 
 def test_layout_keeps_stages_apart() -> None:
     """Data stages never reach training code; ensemble (similarities) and evaluate never reach the optimiser or
     losses."""
-    training = {"src/salsa2/train.py", "src/salsa2/two_stage.py", "src/salsa2/augment.py", "src/salsa2/amp.py",
-                "src/salsa2/losses/__init__.py"}
+    training = {"src/salsa2/training/loop.py", "src/salsa2/training/stages.py", "src/salsa2/training/augment.py",
+                "src/salsa2/training/amp.py",
+                "src/salsa2/training/losses/__init__.py"}
     for script in ("stages/demo.py", "stages/prepare.py", "stages/features.py", "stages/text_features.py",
                    "stages/ensemble.py", "stages/evaluate.py"):
         assert not closure(script) & training, f"{script} imports {sorted(closure(script) & training)}"
 
 
-@pytest.mark.parametrize("script", ["demo", "prepare", "salsa2.ensemble"])
+@pytest.mark.parametrize("script", ["demo", "prepare", "salsa2.distill.teachers"])
 def test_light_stages_do_not_import_torch(script: str) -> None:
     """Importing the stage script (its __main__ block does not run) leaves torch unloaded; so does the teacher-set
     logic that stage2 looks its targets up with."""
@@ -129,6 +130,43 @@ def test_light_stages_do_not_import_torch(script: str) -> None:
     assert out.stdout.strip() == "False"
 
 
+def compact(paths: set[str]) -> list[str]:
+    """The fewest deps that list exactly ``paths``: a folder where every .py file under it is in ``paths``."""
+    def covered(folder: Path) -> bool:
+        return all(p.relative_to(ROOT).as_posix() in paths for p in folder.rglob("*.py"))
+
+    out: set[str] = set()
+    for path in paths:
+        top = ROOT / path
+        for parent in (ROOT / path).parents:  # the outermost fully covered folder below the repository
+            if parent == ROOT or parent == SRC or parent.name == "stages":
+                break
+            if covered(parent):
+                top = parent
+        out.add(top.relative_to(ROOT).as_posix())
+    return sorted(out)
+
+
+def write_deps() -> None:
+    """Rewrite the code deps of every stage in dvc.yaml (the items under ``deps:`` that name src/ or stages/)."""
+    scripts, out, stage, written = stages(), [], None, set()
+    for line in (ROOT / "dvc.yaml").read_text().splitlines(keepends=True):
+        name = line.strip().rstrip(":")
+        if line.startswith("  ") and not line.startswith("   ") and name in scripts:
+            stage = name
+        item = line.strip()[2:] if line.strip().startswith("- ") else ""
+        if stage and item.startswith(("src/", "stages/")):
+            if stage not in written:
+                indent = line[: len(line) - len(line.lstrip())]
+                out.extend(f"{indent}- {dep}\n" for dep in compact(closure(scripts[stage][0])))
+                written.add(stage)
+            continue
+        out.append(line)
+    (ROOT / "dvc.yaml").write_text("".join(out))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        write_deps()
     for stage, (script, _) in stages().items():
-        print(f"{stage}:\n" + "".join(f"        - {p}\n" for p in sorted(closure(script))))
+        print(f"{stage}:\n" + "".join(f"        - {p}\n" for p in compact(closure(script))))

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from salsa2.encoders import AUDIO_ENCODERS
-from salsa2.encoders.base import AudioEncoder, SnippetEncoder, weighted_mean
-from salsa2.frontends import FrontendConfig
+from salsa2.model.encoders import AUDIO_ENCODERS
+from salsa2.model.encoders.base import AudioEncoder, SnippetEncoder, weighted_mean
+from salsa2.audio.frontends import FrontendConfig
 
 FE = FrontendConfig()
 

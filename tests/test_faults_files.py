@@ -1,5 +1,5 @@
 """Issue 14, files and state: modes follow the umask, killed writers leave nothing DVC sees, multi-file outputs
-are replaced as one step (salsa2.fsutil)."""
+are replaced as one step (salsa2.utils.fsutil)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from salsa2.fsutil import atomic_dir, atomic_path, remove_stale_temps
+from salsa2.utils.fsutil import atomic_dir, atomic_path, remove_stale_temps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_atomic_outputs_get_umask_modes_not_mkstemp_modes(tmp_path, umask022):
 _KILLED_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from salsa2.fsutil import atomic_dir
+    from salsa2.utils.fsutil import atomic_dir
     with atomic_dir(Path(sys.argv[1])) as tmp:
         (tmp / "shard-00000.npy").write_bytes(b"x" * 1000)
         print("writing", flush=True)
@@ -115,7 +115,7 @@ def _tables(n: int):
 def test_killed_prepare_never_leaves_new_audio_with_old_captions(tmp_path, monkeypatch):
     import pandas as pd
 
-    from salsa2.tables import read_tables, write_prepared
+    from salsa2.data.tables import read_tables, write_prepared
 
     out = tmp_path / "prepared"
     write_prepared(out, *_tables(2))
@@ -138,8 +138,8 @@ def test_killed_prepare_never_leaves_new_audio_with_old_captions(tmp_path, monke
 
 
 def test_prepare_refuses_to_replace_a_folder_holding_other_files(tmp_path):
-    from salsa2.errors import UserError
-    from salsa2.tables import write_prepared
+    from salsa2.utils.errors import UserError
+    from salsa2.data.tables import write_prepared
 
     (tmp_path / "sounds").mkdir()
     (tmp_path / "sounds" / "dog.wav").write_bytes(b"RIFF")
@@ -181,10 +181,10 @@ def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, c
     import torch
     from tiny import tiny_data, tiny_model
 
-    from salsa2.config import TrainParams
-    from salsa2.losses import LOSSES
-    from salsa2.resume import Checkpointer
-    from salsa2.train import fit
+    from salsa2.config.params import TrainParams
+    from salsa2.training.losses import LOSSES
+    from salsa2.training.resume import Checkpointer
+    from salsa2.training.loop import fit
 
     torch.manual_seed(0)
     train, store = tiny_data(20, seed=0)
@@ -192,7 +192,7 @@ def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, c
     cfg = TrainParams(epochs=2, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu")
     model = tiny_model()
     ckpt = Checkpointer("tiny", "key0", full_resume_dir)
-    with caplog.at_level(logging.WARNING, logger="salsa2.resume"):
+    with caplog.at_level(logging.WARNING, logger="salsa2.training.resume"):
         result = fit(model, LOSSES.build("nt_xent"), train, val, cfg, audio_lr=1e-3, text_lr=0.0,
                      text_features=store, seed=0, checkpointer=ckpt)
     assert len(result.history) == 2  # every epoch trained
@@ -204,7 +204,7 @@ def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, c
 
 
 def test_unreadable_resume_state_starts_fresh(tmp_path, caplog):
-    from salsa2.resume import Checkpointer
+    from salsa2.training.resume import Checkpointer
 
     ckpt = Checkpointer("tiny", "key0", tmp_path)
     ckpt.dir.mkdir(parents=True)
@@ -217,48 +217,49 @@ def test_unreadable_resume_state_starts_fresh(tmp_path, caplog):
 def test_bad_hand_copied_weights_are_not_trusted_and_the_advice_works(tmp_path, monkeypatch):
     import torch
 
-    from salsa2 import weights as W
+    from salsa2.model import pretrained
 
     monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("SALSA2_OFFLINE", "1")
-    target = tmp_path / W.CHECKPOINTS["mn40_as_ext"].filename
+    target = tmp_path / pretrained.CHECKPOINTS["mn40_as_ext"].filename
     record = target.with_name(target.name + ".sha256")
     target.write_text("<!DOCTYPE html><html>Sign in to continue</html>")  # what a browser "download" saved
-    with pytest.raises(W.WeightsUnavailable) as err:
-        W.fetch("mn40_as_ext")
+    with pytest.raises(pretrained.WeightsUnavailable) as err:
+        pretrained.fetch("mn40_as_ext")
     msg = str(err.value)
     assert "\n" not in msg and str(target) in msg and "is not a PyTorch checkpoint (UnpicklingError" in msg
     assert f"copy it to {target}" in msg  # the advice
     assert not record.exists()  # nothing recorded for a file that does not load
     torch.save({"w": torch.arange(3.0)}, target)  # the user follows the advice: the right file, copied in
-    assert W.fetch("mn40_as_ext") == target
-    assert record.read_text().split() == [W.sha256_of(target), target.name, W.LOADED]
+    assert pretrained.fetch("mn40_as_ext") == target
+    assert record.read_text().split() == [pretrained.sha256_of(target), target.name, pretrained.LOADED]
 
 
 def test_unverified_record_of_older_versions_is_rechecked(tmp_path, monkeypatch, caplog):
     import torch
 
-    from salsa2 import weights as W
+    from salsa2.model import pretrained
 
     monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
-    target = tmp_path / W.CHECKPOINTS["mn40_as_ext"].filename
+    target = tmp_path / pretrained.CHECKPOINTS["mn40_as_ext"].filename
     record = target.with_name(target.name + ".sha256")
     record.write_text(f"{'ab' * 32}  {target.name}\n")  # recorded for a bad file before the load check existed
     torch.save({"w": torch.ones(2)}, target)
-    assert W.fetch("mn40_as_ext") == target
-    assert record.read_text().split()[0] == W.sha256_of(target)
+    assert pretrained.fetch("mn40_as_ext") == target
+    assert record.read_text().split()[0] == pretrained.sha256_of(target)
     torch.save({"w": torch.zeros(2)}, target)  # a verified record is kept: a changed file is refused
-    with pytest.raises(W.WeightsUnavailable, match="was recorded for it .* when it first loaded"):
-        W.fetch("mn40_as_ext")
+    with pytest.raises(pretrained.WeightsUnavailable, match="was recorded for it .* when it first loaded"):
+        pretrained.fetch("mn40_as_ext")
 
 
 def test_weights_path_that_is_no_checkpoint_is_one_line(tmp_path):
-    from salsa2 import weights as W
+    from salsa2.model import pretrained
 
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"\x00\x01garbage")
-    with pytest.raises(W.WeightsUnavailable, match=r"model\.pt is not a PyTorch checkpoint .*; give the checkpoint"):
-        W.load_state_dict(W.resolve(str(bad), "mn40_as_ext"))
+    with pytest.raises(pretrained.WeightsUnavailable,
+                       match=r"model\.pt is not a PyTorch checkpoint .*; give the checkpoint"):
+        pretrained.load_state_dict(pretrained.resolve(str(bad), "mn40_as_ext"))
 
 
 # ----------------------------------------------------------------- item 5: a corrupt index does not block re-indexing
@@ -271,7 +272,7 @@ def search_model(tiny_demo, trained_model, tmp_path_factory):
 
 @pytest.mark.parametrize("damage", [b"PAR1 truncated by a full disk", b""])
 def test_corrupt_index_is_rebuilt_with_full(search_model, tmp_path, damage):
-    from salsa2.index import IndexFileError, build_index, read_index
+    from salsa2.search.index import IndexFileError, build_index, read_index
 
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from salsa2.frontends import FrontendConfig, LogMel, sinc_resample
+from salsa2.audio.frontends import FrontendConfig, LogMel, sinc_resample
 
 
 def tone(freq: float, rate: int, seconds: float = 0.5) -> torch.Tensor:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from salsa2.frontends import FrontendConfig, LogMel, hz_to_mel, mel_filterbank, mel_to_hz
+from salsa2.audio.frontends import FrontendConfig, LogMel, hz_to_mel, mel_filterbank, mel_to_hz
 
 
 @pytest.mark.parametrize("scale", ["htk", "slaney"])

@@ -13,11 +13,11 @@ import soundfile as sf
 import torch
 from _search_demo import search_demo
 
-import salsa2.index as index_mod
-from salsa2.embed import embed_audio as embed_split
-from salsa2.index import IndexFileError, build_index, read_index, scan
-from salsa2.inference import SearchModel, chunk_frames, embed_audio, embed_mels, split_frames
-from salsa2.model import DualEncoder, ModelConfig
+import salsa2.search.index as index_mod
+from salsa2.evaluation.embed import embed_audio as embed_split
+from salsa2.search.index import IndexFileError, build_index, read_index, scan
+from salsa2.search.inference import SearchModel, chunk_frames, embed_audio, embed_mels, split_frames
+from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
 
 @pytest.fixture(scope="session")

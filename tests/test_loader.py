@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from salsa2.config import TrainParams
-from salsa2.distributed import DistContext
-from salsa2.loader import Prefetcher, epoch_batches, to_device
-from salsa2.losses import LOSSES
-from salsa2.train import fit
+from salsa2.config.params import TrainParams
+from salsa2.training.distributed import DistContext
+from salsa2.training.loader import Prefetcher, epoch_batches, to_device
+from salsa2.training.losses import LOSSES
+from salsa2.training.loop import fit
 from tiny import tiny_data, tiny_model
 
 
@@ -84,8 +84,8 @@ def test_to_device_on_cpu_is_a_plain_copy():
 def test_batch_count_and_smallest_batch_match_the_epoch(n_clips, batch_size):
     """``num_batches`` (the schedule's steps) and ``check_batch_sizes`` (the smallest batch) agree with the
     batches an epoch really yields, whatever the length-sorting chunk (``data.SORT_CHUNK``)."""
-    from salsa2.data import iterate_batches, num_batches
-    from salsa2.distributed import check_batch_sizes
+    from salsa2.features.splits import iterate_batches, num_batches
+    from salsa2.training.distributed import check_batch_sizes
     from tiny import tiny_data
 
     train, _ = tiny_data(n_clips, seed=1)

@@ -1,15 +1,15 @@
-"""Training objectives on hand-computed cases (seeds 000, 001, 002, 004)."""
+"""Training objectives on hand-computed cases (Tymofieiev 2025; Xie et al. 2024, 002, 004)."""
 
 import math
 
 import pytest
 import torch
 
-from salsa2.losses import LOSSES, total_loss
-from salsa2.losses.distill import BlendedDistill, DistillLoss, MixedLoss
-from salsa2.losses.listnet import ListNetLoss
-from salsa2.losses.ntxent import NTXentLoss
-from salsa2.losses.sigmoid import SigmoidLoss
+from salsa2.training.losses import LOSSES, total_loss
+from salsa2.training.losses.distill import BlendedDistill, DistillLoss, MixedLoss
+from salsa2.training.losses.listnet import ListNetLoss
+from salsa2.training.losses.ntxent import NTXentLoss
+from salsa2.training.losses.sigmoid import SigmoidLoss
 
 
 def _sim(seed=0, a=3, t=3):

@@ -1,11 +1,12 @@
-"""Retrieval metrics on hand-made rankings (seed 000 sec. 3.8, seed 001 sec. IV-D, DCASE 2025 task 6)."""
+"""Retrieval metrics on hand-made rankings (Tymofieiev 2025, sec. 3.8; Xie et al. 2024, sec. IV-D;
+DCASE 2025 task 6)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from salsa2.metrics import bidirectional_metrics, multi_relevance_metrics, retrieval_metrics
+from salsa2.evaluation.metrics import bidirectional_metrics, multi_relevance_metrics, retrieval_metrics
 
 
 def _ranked(order_per_query, n_items):
@@ -112,7 +113,7 @@ def test_map16_at_chance_with_constant_scores():
 def test_vector_path_equals_per_query_metrics(norm):
     """``untied_metrics`` (all rows at once) gives ``query_metrics``' values wherever it claims a row, and
     flags exactly the rows whose relevant items tie with another item; ``retrieval_metrics`` mixes both."""
-    from salsa2.metrics import query_metrics, untied_metrics
+    from salsa2.evaluation.metrics import query_metrics, untied_metrics
 
     rng = np.random.default_rng(3)
     n_items, ks, map_k = 40, (1, 5, 10), 10

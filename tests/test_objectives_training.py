@@ -5,16 +5,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from salsa2.augment import AugmentParams
-from salsa2.checkpoint import load_model
-from salsa2.data import load_split
-from salsa2.embed import similarity_matrix
-from salsa2.frontends import FrontendConfig
-from salsa2.ensemble import build_ensemble
-from salsa2.evaluate import evaluate
-from salsa2.similarities import dump_similarities
-from salsa2.two_stage import train_stage1, train_stage2
-from salsa2.text_features import TextFeatureStore
+from salsa2.training.augment import AugmentParams
+from salsa2.model.checkpoint import load_model
+from salsa2.features.splits import load_split
+from salsa2.evaluation.embed import similarity_matrix
+from salsa2.audio.frontends import FrontendConfig
+from salsa2.distill.teachers import build_ensemble
+from salsa2.evaluation.evaluate import evaluate
+from salsa2.distill.similarities import dump_similarities
+from salsa2.training.stages import train_stage1, train_stage2
+from salsa2.features.text_cache import TextFeatureStore
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The paper's encoders (seed 002 4.2.1) at full size with random weights, their frontends and weights cache.
+"""The paper's encoders (Primus et al. 2024 4.2.1) at full size with random weights, their frontends and weights cache.
 
 Key/shape fixtures in tests/fixtures were dumped from the reference repositories' own model code
 (tests/fixtures/make_key_fixtures.py), not from salsa2's.
@@ -15,14 +15,14 @@ import pytest
 import torch
 import yaml
 
-from salsa2 import presets
-from salsa2 import weights as W
-from salsa2.config import load_params, training_params
-from salsa2.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
-from salsa2.encoders.atst import FrameAST, atst_state_dict, frequency_warp
-from salsa2.encoders.base import SnippetEncoder, weighted_mean
-from salsa2.encoders.efficientat import MobileNetV3
-from salsa2.frontends import FrontendConfig, LogMel, kaldi_mel_banks
+from salsa2.config import presets
+from salsa2.model import pretrained
+from salsa2.config.params import load_params, training_params
+from salsa2.model.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
+from salsa2.model.encoders.atst import FrameAST, atst_state_dict, frequency_warp
+from salsa2.model.encoders.base import SnippetEncoder, weighted_mean
+from salsa2.model.encoders.efficientat import MobileNetV3
+from salsa2.audio.frontends import FrontendConfig, LogMel, kaldi_mel_banks
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -278,13 +278,13 @@ def test_text_encoders_registered():
 def test_weights_offline_error_names_file_url_and_place(tmp_path, monkeypatch):
     monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("SALSA2_OFFLINE", "1")
-    with pytest.raises(W.WeightsUnavailable) as err:
-        W.fetch("mn40_as_ext")
+    with pytest.raises(pretrained.WeightsUnavailable) as err:
+        pretrained.fetch("mn40_as_ext")
     msg = str(err.value)
-    assert "mn40_as_ext_mAP_487.pt" in msg and W.CHECKPOINTS["mn40_as_ext"].url in msg and str(tmp_path) in msg
-    with pytest.raises(W.WeightsUnavailable, match="does not exist"):
-        W.resolve(str(tmp_path / "nope.pt"), "mn40_as_ext")
-    assert W.resolve("none", "mn40_as_ext") is None
+    assert "mn40_as_ext_mAP_487.pt" in msg and pretrained.CHECKPOINTS["mn40_as_ext"].url in msg and str(tmp_path) in msg
+    with pytest.raises(pretrained.WeightsUnavailable, match="does not exist"):
+        pretrained.resolve(str(tmp_path / "nope.pt"), "mn40_as_ext")
+    assert pretrained.resolve("none", "mn40_as_ext") is None
 
 
 def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
@@ -292,14 +292,14 @@ def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
     monkeypatch.setenv("SALSA2_OFFLINE", "1")
     src = tmp_path / "hand.pt"
     torch.save({"w": torch.arange(3.0)}, src)
-    path = W.copy_into_cache(src, "atst_as2M")
-    assert W.fetch("atst_as2M") == path
+    path = pretrained.copy_into_cache(src, "atst_as2M")
+    assert pretrained.fetch("atst_as2M") == path
     record = path.with_name(path.name + ".sha256").read_text().split()[0]
-    assert record == W.sha256_of(src)
-    assert torch.equal(W.load_state_dict(path)["w"], torch.arange(3.0))
+    assert record == pretrained.sha256_of(src)
+    assert torch.equal(pretrained.load_state_dict(path)["w"], torch.arange(3.0))
     torch.save({"w": torch.zeros(3)}, path)  # the file changes behind the cache's back
-    with pytest.raises(W.WeightsUnavailable, match="sha256"):
-        W.fetch("atst_as2M")
+    with pytest.raises(pretrained.WeightsUnavailable, match="sha256"):
+        pretrained.fetch("atst_as2M")
 
 
 def test_checkpoint_file_round_trip(tmp_path):
@@ -308,7 +308,7 @@ def test_checkpoint_file_round_trip(tmp_path):
     src, dst = FrameAST(MEL64_ATST, depth=1), FrameAST(MEL64_ATST, depth=1)
     ckpt = {"state_dict": {f"encoder.encoder.{k}": v for k, v in src.state_dict().items()}, "epoch": 3}
     torch.save(ckpt, tmp_path / "atst.ckpt")
-    dst.load_checkpoint(W.resolve(str(tmp_path / "atst.ckpt"), "atst_as2M"))
+    dst.load_checkpoint(pretrained.resolve(str(tmp_path / "atst.ckpt"), "atst_as2M"))
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
     del ckpt["state_dict"]["encoder.encoder.pos_embed"]
@@ -358,7 +358,7 @@ def test_t5_encoder_path_offline(tmp_path):
     """``encoder_only`` loads a T5 encoder (width from ``d_model``, layers under ``encoder.block``); a tiny random
     T5 with MiniLM's tokenizer stands in for t5-large offline."""
     transformers = pytest.importorskip("transformers")
-    from salsa2.encoders.text import HFTextEncoder, minilm_path
+    from salsa2.model.encoders.text import HFTextEncoder, minilm_path
 
     tok = transformers.AutoTokenizer.from_pretrained(minilm_path())
     cfg = transformers.T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=3, num_heads=4)
@@ -376,8 +376,8 @@ def test_t5_encoder_path_offline(tmp_path):
 
 def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
     """``load_model`` rebuilds an encoder that has ``weights`` with ``weights: none`` (the saved state replaces it)."""
-    from salsa2.checkpoint import load_model, save_model
-    from salsa2.model import DualEncoder, ModelConfig
+    from salsa2.model.checkpoint import load_model, save_model
+    from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
     calls = []
 
@@ -386,7 +386,7 @@ def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
         def _build(frontend, weights="pretrained"):
             calls.append(weights)
             if weights != "none":
-                raise W.WeightsUnavailable("would download")
+                raise pretrained.WeightsUnavailable("would download")
             return AUDIO_ENCODERS.build("small_mobilenet1d", frontend=frontend, out_dim=16)
 
     torch.manual_seed(0)

@@ -78,9 +78,9 @@ def test_stage2_param_reruns_only_stage2_and_evaluate(project):
 
 
 @pytest.mark.parametrize("edited, stale", [
-    ("src/salsa2/search.py", set()),  # used by `salsa2 search` only: no stage
-    ("src/salsa2/prepare.py", {"prepare"}),  # a body that lived in pipeline.py
-    ("src/salsa2/frontends.py", {"features@mel64", "text_features", "stage1@cnn", "stage1@transformer",
+    ("src/salsa2/search/query.py", set()),  # used by `salsa2 search` only: no stage
+    ("src/salsa2/data/prepare.py", {"prepare"}),  # a body that lived in pipeline.py
+    ("src/salsa2/audio/frontends.py", {"features@mel64", "text_features", "stage1@cnn", "stage1@transformer",
                                  "ensemble", "stage2@cnn", "stage2@transformer", "evaluate"}),
 ])
 def test_code_edit_marks_exactly_its_importers(project, edited, stale):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from salsa2.prepare import prepare
-from salsa2.raw_shards import MARKER, pack, unpack
+from salsa2.data.prepare import prepare
+from salsa2.data.raw_shards import MARKER, pack, unpack
 
 
 def _library(root: Path, n: int = 5) -> Path:

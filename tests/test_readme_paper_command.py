@@ -1,6 +1,6 @@
 """The README's paper command, run exactly as printed, on a shrunken copy of the project (issue 12, item 8).
 
-The command is read out of README.md (the one ``bash`` line that calls ``salsa2.presets``) and run by bash in a
+The command is read out of README.md (the one ``bash`` line that calls ``salsa2.config.presets``) and run by bash in a
 fresh git + DVC project. The project's params-paper.yaml is the real preset with a tiny override (random
 weights, PaSST alone, frozen MiniLM instead of roberta-large, one batch of 10 s crops per stage, fp32 on
 CPU, 4 + 3 + 3 demo clips), so every key and value type of the preset goes through the same shell and DVC
@@ -17,7 +17,7 @@ import yaml
 
 from conftest import REPO
 from dvc_project import demo_params, make_project, run
-from salsa2 import presets
+from salsa2.config import presets
 
 _STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "max_seconds": 10.0, "precision": "fp32"}
 TINY = {
@@ -33,8 +33,8 @@ def readme_paper_command() -> str:
     """The single line of a fenced bash block in README.md that applies params-paper.yaml."""
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
-    lines = [line.strip() for b in blocks for line in b.splitlines() if "salsa2.presets" in line]
-    assert len(lines) == 1, f"README.md: expected one bash line running salsa2.presets, found {lines}"
+    lines = [line.strip() for b in blocks for line in b.splitlines() if "salsa2.config.presets" in line]
+    assert len(lines) == 1, f"README.md: expected one bash line running salsa2.config.presets, found {lines}"
     return lines[0]
 
 
@@ -76,5 +76,6 @@ def test_readme_command_hands_dvc_unquoted_words(tmp_path):
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     preset = yaml.safe_load((REPO / "params-paper.yaml").read_text())
     assert words == presets.override_args(preset, base)
-    bare = _ok(["bash", "-c", "printf '%s\\n' $(python -m salsa2.presets params-paper.yaml)"], tmp_path).splitlines()
+    cmd = "printf '%s\\n' $(python -m salsa2.config.presets params-paper.yaml)"
+    bare = _ok(["bash", "-c", cmd], tmp_path).splitlines()
     assert any(w.startswith("'") for w in bare)  # what used to break

@@ -25,9 +25,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from salsa2.encoders import AUDIO_ENCODERS  # noqa: E402
-from salsa2.encoders.base import weighted_mean  # noqa: E402
-from salsa2.frontends import FrontendConfig, LogMel  # noqa: E402
+from salsa2.model.encoders import AUDIO_ENCODERS  # noqa: E402
+from salsa2.model.encoders.base import weighted_mean  # noqa: E402
+from salsa2.audio.frontends import FrontendConfig, LogMel  # noqa: E402
 from tests.seeded_weights import RATE, SECONDS, fill, waveform  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "reference_outputs.npz"
@@ -88,7 +88,7 @@ def test_seeded_weights_cover_the_reference_keys():
         cfg = frontend(PRESET["encoders"][ENCODERS[arch]])
         enc = AUDIO_ENCODERS.build(arch, frontend=cfg, weights="none") if arch != "atst_frame" else None
         if enc is None:  # ATST-Frame: the key fixture's module
-            from salsa2.encoders.atst import FrameAST
+            from salsa2.model.encoders.atst import FrameAST
             net = FrameAST(cfg, depth=12)
         else:
             net = getattr(enc.backbone, "net", enc.backbone)

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import REPO
-from salsa2.losses.distill import DistillLoss
-from salsa2.losses.ntxent import NTXentLoss
-from salsa2.text_norm import normalize_for_model
-from salsa2.train import lr_factor
+from salsa2.training.losses.distill import DistillLoss
+from salsa2.training.losses.ntxent import NTXentLoss
+from salsa2.data.text_norm import normalize_for_model
+from salsa2.training.loop import lr_factor
 
 FIXTURES = REPO / "tests" / "fixtures"
 META = json.loads((FIXTURES / "reference_text_loss.json").read_text())
@@ -40,7 +40,7 @@ def test_caption_normalisation_is_the_authors():
 
 
 def test_roberta_builder_uses_the_authors_dropout_and_drops_the_pooler(monkeypatch):
-    from salsa2.encoders import text
+    from salsa2.model.encoders import text
 
     seen = {}
     monkeypatch.setattr(text, "HFTextEncoder", lambda name, **kw: seen.update(kw, name=name))
@@ -54,7 +54,7 @@ def test_roberta_builder_uses_the_authors_dropout_and_drops_the_pooler(monkeypat
 
 def test_roberta_text_path_matches_the_authors(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from salsa2.encoders.text import HFTextEncoder, minilm_path
+    from salsa2.model.encoders.text import HFTextEncoder, minilm_path
 
     maker = _maker()
     transformers.RobertaModel(transformers.RobertaConfig(**META["tiny_roberta"])).save_pretrained(tmp_path)

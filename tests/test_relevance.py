@@ -1,4 +1,4 @@
-"""Caption-similarity relevances (seed 001) and multi-relevance judgement files (DCASE 2025 task 6)."""
+"""Caption-similarity relevances (Xie et al. 2024) and multi-relevance judgement files (DCASE 2025 task 6)."""
 
 import math
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from salsa2.judgements import read_relevance
-from salsa2.relevance import CaptionRelevance, batch_relevance, logistic_relevance, reduce_to_clips
-from salsa2.tables import write_tables
+from salsa2.evaluation.judgements import read_relevance
+from salsa2.distill.relevance import CaptionRelevance, batch_relevance, logistic_relevance, reduce_to_clips
+from salsa2.data.tables import write_tables
 
 
 def test_logistic_fit_of_seed_001():

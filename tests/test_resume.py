@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from salsa2.resume import Checkpointer, config_key
+from salsa2.training.resume import Checkpointer, config_key
 
 HERE = Path(__file__).resolve().parent
 EPOCHS = 4
@@ -48,7 +48,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     rerun = _start(tmp_path / "resume", tmp_path / "killed")
     _, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
-    assert f"from epoch {saved_epoch}" in err  # the log line of salsa2.resume
+    assert f"from epoch {saved_epoch}" in err  # the log line of salsa2.training.resume
     trained_after = len(_lines(tmp_path / "killed" / "trained.log")) - trained_before
     assert trained_after == EPOCHS - saved_epoch  # only the missing epochs were trained
     logged = [int(e) for e in _lines(tmp_path / "killed" / "logged.log")]
@@ -98,9 +98,9 @@ def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_
     (its state is another key's, unlocked, hence deleted) instead of mixing two versions' epochs."""
     import shutil
 
-    from salsa2 import two_stage
-    from salsa2.data import load_split
-    from salsa2.resume import code_digest
+    from salsa2.training import stages as two_stage
+    from salsa2.features.splits import load_split
+    from salsa2.training.resume import code_digest
 
     package = tmp_path / "pkg"
     shutil.copytree(HERE.parent / "src" / "salsa2", package, ignore=shutil.ignore_patterns("__pycache__"))

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from tiny import tiny_data, tiny_model
 
-from salsa2.augment import AugmentParams
-from salsa2.config import TrainParams
-from salsa2.losses import LOSSES
-from salsa2.resume import Checkpointer
-from salsa2.train import FitResult, TrainState, fit
+from salsa2.training.augment import AugmentParams
+from salsa2.config.params import TrainParams
+from salsa2.training.losses import LOSSES
+from salsa2.training.resume import Checkpointer
+from salsa2.training.loop import FitResult, TrainState, fit
 
 
 class Killed(Exception):
@@ -49,7 +49,7 @@ def test_augmentation_generators_round_trip_through_the_resume_state():
     model = tiny_model()
     loss = LOSSES.build("nt_xent")
     opt = torch.optim.Adam(model.parameters())
-    from salsa2.amp import MixedPrecision
+    from salsa2.training.amp import MixedPrecision
 
     amp = MixedPrecision("fp32", torch.device("cpu"))
     rng, aug_rng, aug_gen = np.random.default_rng(0), np.random.default_rng(1), torch.Generator().manual_seed(2)

@@ -13,13 +13,13 @@ import typer
 from _search_demo import search_demo
 from typer.testing import CliRunner
 
-from salsa2.cli_search import register
-from salsa2.embed import embed_audio as embed_split
-from salsa2.embed import embed_captions
-from salsa2.index import IndexFileError, build_index, read_index
-from salsa2.inference import embed_audio, embed_text
-from salsa2.metrics import bidirectional_metrics
-from salsa2.search import CaptionSet, mean_query, read_captions, search, top_k
+from salsa2.cli.search import register
+from salsa2.evaluation.embed import embed_audio as embed_split
+from salsa2.evaluation.embed import embed_captions
+from salsa2.search.index import IndexFileError, build_index, read_index
+from salsa2.search.inference import embed_audio, embed_text
+from salsa2.evaluation.metrics import bidirectional_metrics
+from salsa2.search.query import CaptionSet, mean_query, read_captions, search, top_k
 
 
 # ------------------------------------------------------------------------------------------- pure search

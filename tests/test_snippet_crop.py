@@ -5,9 +5,9 @@ MobileNet and ATST to the authors' outputs on 5, 12 and 25 s clips.)"""
 
 import torch
 
-from salsa2.encoders import AUDIO_ENCODERS
-from salsa2.encoders.base import weighted_mean
-from salsa2.frontend_config import FrontendConfig
+from salsa2.model.encoders import AUDIO_ENCODERS
+from salsa2.model.encoders.base import weighted_mean
+from salsa2.audio.frontend_config import FrontendConfig
 
 FRONTEND = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=64, f_min=0.0,
                           f_max=8000.0)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from salsa2.config import TrainParams, load_params, training_params
-from salsa2.ensemble import targets_path, teacher_sets
-from salsa2.evaluate import write_headline
-from salsa2.tables import TooManyRejects, check_reject_share
+from salsa2.config.params import TrainParams, load_params, training_params
+from salsa2.distill.teachers import targets_path, teacher_sets
+from salsa2.evaluation.evaluate import write_headline
+from salsa2.data.tables import TooManyRejects, check_reject_share
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE2_ONLY = {"teachers", "targets", "relevance_weight"}
@@ -59,7 +59,7 @@ def test_features_stage_exits_2_when_too_many_clips_are_rejected(tmp_path: Path)
     import pandas as pd
     import yaml
 
-    from salsa2.tables import write_tables
+    from salsa2.data.tables import write_tables
 
     (tmp_path / "stages").mkdir()
     for name in ("common.py", "features.py"):

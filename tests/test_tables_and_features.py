@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from salsa2.audio import load_audio
-from salsa2.datasets.folder import prepare_folder
-from salsa2.features import SpectrogramCache, build_cache
-from salsa2.frontends import FrontendConfig, compute_logmel
-from salsa2.tables import TableError, read_tables, write_tables
+from salsa2.audio.decode import load_audio
+from salsa2.data.datasets.folder import prepare_folder
+from salsa2.features.logmel_cache import SpectrogramCache, build_cache
+from salsa2.audio.frontends import FrontendConfig, compute_logmel
+from salsa2.data.tables import TableError, read_tables, write_tables
 
 
 def _library(tmp_path):

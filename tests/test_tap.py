@@ -1,9 +1,9 @@
-"""Text-aware attention pooling (seed 000 sec. 3.6) and the DualEncoder similarity it feeds."""
+"""Text-aware attention pooling (Tymofieiev 2025, sec. 3.6) and the DualEncoder similarity it feeds."""
 
 import torch
 import torch.nn.functional as F
 
-from salsa2.pooling import TextAwarePooling
+from salsa2.model.pooling import TextAwarePooling
 
 
 def _inputs(seed=0, a=3, s=5, t=4, d=8):
@@ -72,8 +72,8 @@ class _StubText(torch.nn.Module):
 
 
 def _model(pooling):
-    from salsa2.frontends import FrontendConfig
-    from salsa2.model import DualEncoder, ModelConfig
+    from salsa2.audio.frontends import FrontendConfig
+    from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
     torch.manual_seed(0)
     cfg = ModelConfig("small_mobilenet1d", FrontendConfig(), embed_dim=8, audio_kwargs={"out_dim": 16},

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from salsa2 import targets
-from salsa2.metrics import bidirectional_metrics, constant_scores, embedding_scores, mean_scores
-from salsa2.targets import (TeacherTargets, build_targets, ensemble_similarities, load_embeddings, open_npz,
+from salsa2.distill import targets
+from salsa2.evaluation.metrics import bidirectional_metrics, constant_scores, embedding_scores, mean_scores
+from salsa2.distill.targets import (TeacherTargets, build_targets, ensemble_similarities, load_embeddings, open_npz,
                             resolve_mode, save_similarities)
 
 

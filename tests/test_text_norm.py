@@ -2,8 +2,8 @@
 
 import pytest
 
-from salsa2.config import ConfigError, TextParams
-from salsa2.text_norm import normalize_for_model, normalize_mode
+from salsa2.config.params import ConfigError, TextParams
+from salsa2.data.text_norm import normalize_for_model, normalize_mode
 
 
 def test_modes_on_in_word_punctuation():

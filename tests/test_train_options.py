@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from salsa2.amp import MixedPrecision, resolve_precision
-from salsa2.config import TrainParams
-from salsa2.distributed import DistContext
-from salsa2.losses import LOSSES
-from salsa2.train import fit
+from salsa2.training.amp import MixedPrecision, resolve_precision
+from salsa2.config.params import TrainParams
+from salsa2.training.distributed import DistContext
+from salsa2.training.losses import LOSSES
+from salsa2.training.loop import fit
 from tiny import tiny_data, tiny_model
 
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from salsa2.checkpoint import load_model
-from salsa2.data import load_split
-from salsa2.embed import embed_audio, embed_captions
-from salsa2.metrics import bidirectional_metrics
-from salsa2.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
-from salsa2.text_features import TextFeatureStore
-from salsa2.train import lr_factor
+from salsa2.model.checkpoint import load_model
+from salsa2.features.splits import load_split
+from salsa2.evaluation.embed import embed_audio, embed_captions
+from salsa2.evaluation.metrics import bidirectional_metrics
+from salsa2.distill.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
+from salsa2.features.text_cache import TextFeatureStore
+from salsa2.training.loop import lr_factor
 
 
 def test_schedule_warmup_then_cosine():

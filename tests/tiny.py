@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from salsa2.data import RetrievalData
-from salsa2.features import MemoryCache
-from salsa2.frontends import FrontendConfig
-from salsa2.model import DualEncoder, ModelConfig
+from salsa2.features.splits import RetrievalData
+from salsa2.features.logmel_cache import MemoryCache
+from salsa2.audio.frontends import FrontendConfig
+from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
 N_MELS = 16
 TEXT_DIM = 12

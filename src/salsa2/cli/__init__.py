@@ -1,0 +1,1 @@
+"""The ``salsa2`` command line."""

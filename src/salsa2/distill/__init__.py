@@ -1,0 +1,1 @@
+"""Estimated audio-caption correspondences: teachers' similarities, their mean, soft targets, relevances."""

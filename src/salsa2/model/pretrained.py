@@ -1,0 +1,178 @@
+"""Pretrained checkpoints: fetched on first use into a cache directory, checked by sha256, then reused.
+
+The cache is ``$SALSA2_WEIGHTS`` (default ``~/.cache/salsa2/model/pretrained``). Each file ``<name>`` sits next to
+``<name>.sha256``. A checkpoint with a pinned ``sha256`` in ``CHECKPOINTS`` is verified against it; one
+without (the release pages publish none, and the repository was written offline) records the digest of the
+first download ("trust on first use"), but only after the file loads as a checkpoint, and every later load is
+verified against that record (a record of older versions, written before that load check, is re-checked). Offline with
+an empty cache, ``fetch`` raises ``WeightsUnavailable`` naming the file, its address and where to put it.
+
+Encoders take ``weights``: ``"pretrained"`` (this module), ``"none"`` (random initialisation, same
+architecture; what the tests use) or a path to a local checkpoint file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from salsa2.utils.errors import UserError
+from salsa2.utils.fsutil import atomic_path
+
+log = logging.getLogger(__name__)
+LOADED = "loaded"  # third field of a record written after the file was seen to load (older records lack it)
+
+
+class WeightsUnavailable(UserError, RuntimeError):
+    """A checkpoint that is missing, cannot be fetched or is not the published file; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A published checkpoint: cache file name, download address, expected sha256 (None: record on fetch)."""
+
+    filename: str
+    url: str
+    sha256: str | None = None
+    note: str = ""
+
+
+CHECKPOINTS: dict[str, Checkpoint] = {
+    # PaSST-S, no patch overlap (16x16 stride 16), AudioSet mAP .468 (Primus et al. 2024 4.2.1).
+    "passt_s_p16_s16_128_ap468": Checkpoint(
+        "passt-s-f128-p16-s16-ap.468.pt",
+        "https://github.com/kkoutini/PaSST/releases/download/v0.0.2-audioset/passt-s-f128-p16-s16-ap.468.pt",
+    ),
+    # EfficientAT MobileNetV3 width 4.0, AudioSet + ensemble KD ("ext"), mAP .487.
+    "mn40_as_ext": Checkpoint(
+        "mn40_as_ext_mAP_487.pt",
+        "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn40_as_ext_mAP_487.pt",
+    ),
+    # ATST-Frame fine-tuned on AudioSet-2M (the checkpoint ATST-SED starts from); a Lightning checkpoint.
+    "atst_as2M": Checkpoint(
+        "atst_as2M.ckpt",
+        "https://drive.usercontent.google.com/download?id=1_xb0_n3UNbUG_pH1vLHTviLfsaSfCzxz&export=download&confirm=t",
+        note="Google Drive file 1_xb0_n3UNbUG_pH1vLHTviLfsaSfCzxz, linked from github.com/Audio-WestlakeU/ATST-SED",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SALSA2_WEIGHTS", Path.home() / ".cache" / "salsa2" / "weights"))
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manual_hint(ck: Checkpoint, target: Path) -> str:
+    return (
+        f"download {ck.url} {('(' + ck.note + ') ') if ck.note else ''}on a machine with internet and copy it to "
+        f"{target} (or set $SALSA2_WEIGHTS to a folder holding {ck.filename}, or pass weights=<path to the file>)"
+    )
+
+
+def _download(ck: Checkpoint, target: Path) -> None:
+    from tqdm import tqdm
+
+    try:
+        with urllib.request.urlopen(ck.url, timeout=60) as resp, atomic_path(target) as tmp:
+            if "text/html" in resp.headers.get("Content-Type", ""):
+                raise WeightsUnavailable(f"{ck.url} answered with a web page, not {ck.filename}; "
+                                         + _manual_hint(ck, target))
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=ck.filename) as bar:
+                while block := resp.read(1 << 20):
+                    f.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError, TimeoutError) as err:
+        raise WeightsUnavailable(f"cannot fetch {ck.filename} ({err}); " + _manual_hint(ck, target)) from err
+
+
+def fetch(name: str) -> Path:
+    """Path of checkpoint ``name`` in the cache, downloading and checksum-recording it on first use."""
+    if name not in CHECKPOINTS:
+        raise KeyError(f"unknown checkpoint {name!r}; known: {sorted(CHECKPOINTS)}")
+    ck = CHECKPOINTS[name]
+    target = cache_dir() / ck.filename
+    record = target.with_name(target.name + ".sha256")
+    if not target.exists():
+        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("SALSA2_OFFLINE") == "1":
+            raise WeightsUnavailable(f"{target} is missing and downloads are disabled; " + _manual_hint(ck, target))
+        _download(ck, target)
+    digest = sha256_of(target)
+    if ck.sha256:
+        if digest != ck.sha256:
+            raise WeightsUnavailable(f"{target} has sha256 {digest} but {ck.sha256} is pinned in "
+                                     "salsa2.model.pretrained; "
+                                     "delete the file to fetch it again, or " + _manual_hint(ck, target))
+        return target
+    fields = record.read_text().split() if record.exists() else []
+    recorded, trusted = (fields[0] if fields else None), fields[2:3] == [LOADED]
+    if digest == recorded and trusted:
+        return target
+    if recorded is not None and trusted:
+        raise WeightsUnavailable(
+            f"{target} has sha256 {digest} but {recorded} was recorded for it in {record} when it first loaded; "
+            "delete the file to fetch it again, or " + _manual_hint(ck, target))
+    load_state_dict(target, hint=_manual_hint(ck, target))  # never record a file that does not load
+    if recorded is not None and digest != recorded:
+        log.warning("%s: replacing the unverified sha256 record %s by %s (the file loads)", record, recorded, digest)
+    with atomic_path(record) as tmp:
+        tmp.write_text(f"{digest}  {ck.filename}  {LOADED}\n")
+    return target
+
+
+def resolve(weights: str, name: str) -> Path | None:
+    """``weights`` setting -> checkpoint file: "none" -> None, "pretrained" -> ``fetch(name)``, else a path."""
+    if weights == "none":
+        return None
+    if weights == "pretrained":
+        return fetch(name)
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailable(f"weights file {path} does not exist; use weights: pretrained | none | <file>")
+    return path
+
+
+def load_state_dict(path: Path, hint: str = "") -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file (a plain state_dict, or a Lightning-style dict holding ``state_dict``).
+
+    A file that is no checkpoint (a web page, a truncated copy) raises ``WeightsUnavailable`` in one line naming
+    the file and ``hint`` (the fix), not a bare UnpicklingError."""
+    hint = hint or "give the checkpoint file itself (weights: pretrained | none | <file>)"
+    try:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # Lightning checkpoints pickle hyper-parameters; the sha256 is checked
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch/pickle raise many types for a file that is no checkpoint
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise WeightsUnavailable(
+            f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {reason}); {hint}") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise WeightsUnavailable(f"{path} does not hold a state_dict (got {type(obj).__name__}); {hint}")
+    return obj
+
+
+def copy_into_cache(src: str | Path, name: str) -> Path:
+    """Place a hand-downloaded checkpoint where ``fetch(name)`` looks for it."""
+    target = cache_dir() / CHECKPOINTS[name].filename
+    with atomic_path(target) as tmp:
+        shutil.copyfile(src, tmp)
+    return target
