@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from salsa2.model.checkpoint import load_model as load_checkpoint
-from salsa2.model.checkpoint import save_model
+from salsa2.model.checkpoint import load_checkpoint
+from salsa2.model.checkpoint import save_checkpoint
 from salsa2.config.params import TrainParams
 from salsa2.features.splits import RetrievalData, load_split
 from salsa2.search.inference import SearchModel, checkpoint_id
@@ -57,7 +57,7 @@ def search_demo(tiny_demo, trained_model: Path, tmp_path_factory) -> Demo:
             TrainParams(epochs=12, batch_size=16, lr=3e-3), audio_lr=3e-3, text_lr=0.0, text_features=store, seed=0)
         model.eval()
         model_dir = tmp_path_factory.mktemp("search_model") / "model"
-        save_model(model_dir, model, {"stage": 1, "text_normalize": True})
+        save_checkpoint(model_dir, model, {"stage": 1, "text_normalize": True})
         _CACHE["demo"] = Demo(
             root=tiny_demo.raw,
             model_dir=model_dir,

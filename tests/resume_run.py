@@ -16,7 +16,7 @@ import torch
 import salsa2.training.loop as train_mod
 from salsa2.config.params import TrainParams
 from salsa2.training.losses import LOSSES
-from salsa2.training.resume import Checkpointer
+from salsa2.training.resume import ResumeState
 from tiny import tiny_data, tiny_model
 
 EPOCHS = 4
@@ -45,7 +45,7 @@ def main(root: str, out_dir: str) -> None:
     val, _ = tiny_data(8, seed=0)  # same clip ids as train's first 8 (features found in the store)
     cfg = TrainParams(epochs=EPOCHS, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu")
     model = tiny_model(dropout=0.1)  # dropout and random crops: the RNG states must be restored too
-    ckpt = Checkpointer("tiny", "key0", root)
+    ckpt = ResumeState("tiny", "key0", root)
     train_mod.fit(model, LOSSES.build("nt_xent"), train, val, cfg, audio_lr=1e-3, text_lr=0.0, text_features=store,
                   seed=0, on_epoch=on_epoch, checkpointer=ckpt)
     torch.save(model.state_dict(), out / "model.pt")

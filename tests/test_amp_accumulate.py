@@ -9,7 +9,7 @@ from salsa2.training.amp import MixedPrecision
 from salsa2.config.params import TrainParams
 from salsa2.training.distributed import DistContext
 from salsa2.training.losses import LOSSES
-from salsa2.training.resume import Checkpointer
+from salsa2.training.resume import ResumeState
 from salsa2.training.loop import fit
 from tiny import tiny_data, tiny_model
 
@@ -17,7 +17,7 @@ from tiny import tiny_data, tiny_model
 def _optimizer_steps(tmp_path, **cfg) -> int:
     train, store = tiny_data(20, seed=0)  # batch 6 -> 4 batches an epoch
     val, _ = tiny_data(6, seed=0)
-    ckpt = Checkpointer("acc", "k", tmp_path / str(sorted(cfg.items())))
+    ckpt = ResumeState("acc", "k", tmp_path / str(sorted(cfg.items())))
     fit(tiny_model(), LOSSES.build("nt_xent"), train, val,
         TrainParams(epochs=1, batch_size=6, device="cpu", **cfg), audio_lr=1e-3, text_lr=0.0,
         text_features=store, checkpointer=ckpt, dist=DistContext())

@@ -46,7 +46,7 @@ def _one_line_error(result, *needles: str) -> str:
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     """A random (untrained) demo-only checkpoint and an index of three clips made with it."""
-    from salsa2.model.checkpoint import save_model
+    from salsa2.model.checkpoint import save_checkpoint
     from salsa2.audio.frontends import FrontendConfig
     from salsa2.search.index import build_index
     from salsa2.model.dual_encoder import DualEncoder, ModelConfig
@@ -54,7 +54,7 @@ def library(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_errors")
     torch.manual_seed(0)
     model = DualEncoder(ModelConfig(audio_arch="small_mobilenet1d", frontend=FrontendConfig(), text_model="minilm"))
-    save_model(root / "ckpt", model, {"text_normalize": True, "trained_on": DEMO_ONLY})
+    save_checkpoint(root / "ckpt", model, {"text_normalize": True, "trained_on": DEMO_ONLY})
     rng = np.random.default_rng(0)
     (root / "lib").mkdir()
     for i in range(3):

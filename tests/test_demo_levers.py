@@ -159,7 +159,7 @@ def test_demo_transformer_has_no_dropout():
 
 def test_interrupted_fit_resumes_bit_identically_with_validation_every_2(tmp_path):
     """In-process twin of test_resume (no subprocess start-up): stop after epoch 1's checkpoint, re-run."""
-    from salsa2.training.resume import Checkpointer
+    from salsa2.training.resume import ResumeState
 
     train, store = tiny_data(20, seed=0)
     val, _ = tiny_data(8, seed=0)
@@ -172,7 +172,7 @@ def test_interrupted_fit_resumes_bit_identically_with_validation_every_2(tmp_pat
                 raise KeyboardInterrupt
         model = tiny_model(dropout=0.1)
         result = fit(model, _nt_xent(), train, val, cfg, audio_lr=1e-3, text_lr=0.0, text_features=store,
-                     on_epoch=on_epoch, checkpointer=Checkpointer("tiny", "key0", root))
+                     on_epoch=on_epoch, checkpointer=ResumeState("tiny", "key0", root))
         return model, result
 
     straight, want = run(tmp_path / "a")

@@ -183,7 +183,7 @@ def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, c
 
     from salsa2.config.params import TrainParams
     from salsa2.training.losses import LOSSES
-    from salsa2.training.resume import Checkpointer
+    from salsa2.training.resume import ResumeState
     from salsa2.training.loop import fit
 
     torch.manual_seed(0)
@@ -191,7 +191,7 @@ def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, c
     val, _ = tiny_data(8, seed=0)
     cfg = TrainParams(epochs=2, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu")
     model = tiny_model()
-    ckpt = Checkpointer("tiny", "key0", full_resume_dir)
+    ckpt = ResumeState("tiny", "key0", full_resume_dir)
     with caplog.at_level(logging.WARNING, logger="salsa2.training.resume"):
         result = fit(model, LOSSES.build("nt_xent"), train, val, cfg, audio_lr=1e-3, text_lr=0.0,
                      text_features=store, seed=0, checkpointer=ckpt)
@@ -204,9 +204,9 @@ def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, c
 
 
 def test_unreadable_resume_state_starts_fresh(tmp_path, caplog):
-    from salsa2.training.resume import Checkpointer
+    from salsa2.training.resume import ResumeState
 
-    ckpt = Checkpointer("tiny", "key0", tmp_path)
+    ckpt = ResumeState("tiny", "key0", tmp_path)
     ckpt.dir.mkdir(parents=True)
     ckpt.path.write_bytes(b"PK\x03\x04" + b"\0" * 60)  # what a full disk left behind under older versions
     assert ckpt.load() is None
@@ -221,17 +221,17 @@ def test_bad_hand_copied_weights_are_not_trusted_and_the_advice_works(tmp_path, 
 
     monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("SALSA2_OFFLINE", "1")
-    target = tmp_path / pretrained.CHECKPOINTS["mn40_as_ext"].filename
+    target = tmp_path / pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"].filename
     record = target.with_name(target.name + ".sha256")
     target.write_text("<!DOCTYPE html><html>Sign in to continue</html>")  # what a browser "download" saved
     with pytest.raises(pretrained.WeightsUnavailable) as err:
-        pretrained.fetch("mn40_as_ext")
+        pretrained.fetch_weights("mn40_as_ext")
     msg = str(err.value)
     assert "\n" not in msg and str(target) in msg and "is not a PyTorch checkpoint (UnpicklingError" in msg
     assert f"copy it to {target}" in msg  # the advice
     assert not record.exists()  # nothing recorded for a file that does not load
     torch.save({"w": torch.arange(3.0)}, target)  # the user follows the advice: the right file, copied in
-    assert pretrained.fetch("mn40_as_ext") == target
+    assert pretrained.fetch_weights("mn40_as_ext") == target
     assert record.read_text().split() == [pretrained.sha256_of(target), target.name, pretrained.LOADED]
 
 
@@ -241,15 +241,15 @@ def test_unverified_record_of_older_versions_is_rechecked(tmp_path, monkeypatch,
     from salsa2.model import pretrained
 
     monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
-    target = tmp_path / pretrained.CHECKPOINTS["mn40_as_ext"].filename
+    target = tmp_path / pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"].filename
     record = target.with_name(target.name + ".sha256")
     record.write_text(f"{'ab' * 32}  {target.name}\n")  # recorded for a bad file before the load check existed
     torch.save({"w": torch.ones(2)}, target)
-    assert pretrained.fetch("mn40_as_ext") == target
+    assert pretrained.fetch_weights("mn40_as_ext") == target
     assert record.read_text().split()[0] == pretrained.sha256_of(target)
     torch.save({"w": torch.zeros(2)}, target)  # a verified record is kept: a changed file is refused
     with pytest.raises(pretrained.WeightsUnavailable, match="was recorded for it .* when it first loaded"):
-        pretrained.fetch("mn40_as_ext")
+        pretrained.fetch_weights("mn40_as_ext")
 
 
 def test_weights_path_that_is_no_checkpoint_is_one_line(tmp_path):

@@ -14,7 +14,7 @@ import torch
 from _search_demo import search_demo
 
 import salsa2.search.index as index_mod
-from salsa2.evaluation.embed import embed_audio as embed_split
+from salsa2.evaluation.embed import embed_split_audio
 from salsa2.search.index import IndexFileError, build_index, read_index, scan
 from salsa2.search.inference import SearchModel, chunk_frames, embed_audio, embed_mels, split_frames
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
@@ -42,7 +42,7 @@ def test_embeddings_match_the_training_path(demo, tmp_path):
     out = tmp_path / "idx.parquet"
     build_index(demo.audio_dir, out, [demo.model], progress=False)
     index = read_index(out)
-    reference = embed_split(demo.model.model, demo.clips, batch_size=1)
+    reference = embed_split_audio(demo.model.model, demo.clips, batch_size=1)
     row = {Path(p).stem: i for i, p in enumerate(index.files["path"])}
     ours = index.embeddings["model"][[row[a.split("/")[-1]] for a in demo.clips.audio_ids]]
     cos = np.sum(ours * reference, axis=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from salsa2.training.augment import AugmentParams
-from salsa2.model.checkpoint import load_model
+from salsa2.model.checkpoint import load_checkpoint
 from salsa2.features.splits import load_split
 from salsa2.evaluation.embed import similarity_matrix
 from salsa2.audio.frontends import FrontendConfig
@@ -34,11 +34,11 @@ def test_listnet_tap_mixco_masking_and_blended_stage2(tiny_demo, tiny_params, tm
     build_ensemble(params, "cnn", tmp_path / "sims", tmp_path / "targets.npz")
     train_stage2(params, "cnn", init_dir=s1, targets_path=tmp_path / "targets.npz", out_dir=s2, **common)
 
-    model, info = load_model(s2)
+    model, info = load_checkpoint(s2)
     assert model.cfg.pooling == "tap" and info["relevance_weight"] == 0.5
     data = load_split(tiny_demo.data, "test", tiny_demo.features, model.frontend, normalize_text=True)
     store = TextFeatureStore(tiny_demo.text_features)
-    again, _ = load_model(s2)
+    again, _ = load_checkpoint(s2)
     np.testing.assert_allclose(similarity_matrix(again, data, store), similarity_matrix(model, data, store), atol=1e-6)
 
     results = evaluate(params, {"s1": s1, "s2": s2}, tiny_demo.data, {FrontendConfig().key(): tiny_demo.features},

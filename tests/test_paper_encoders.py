@@ -279,9 +279,10 @@ def test_weights_offline_error_names_file_url_and_place(tmp_path, monkeypatch):
     monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("SALSA2_OFFLINE", "1")
     with pytest.raises(pretrained.WeightsUnavailable) as err:
-        pretrained.fetch("mn40_as_ext")
+        pretrained.fetch_weights("mn40_as_ext")
     msg = str(err.value)
-    assert "mn40_as_ext_mAP_487.pt" in msg and pretrained.CHECKPOINTS["mn40_as_ext"].url in msg and str(tmp_path) in msg
+    url = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"].url
+    assert "mn40_as_ext_mAP_487.pt" in msg and url in msg and str(tmp_path) in msg
     with pytest.raises(pretrained.WeightsUnavailable, match="does not exist"):
         pretrained.resolve(str(tmp_path / "nope.pt"), "mn40_as_ext")
     assert pretrained.resolve("none", "mn40_as_ext") is None
@@ -293,13 +294,13 @@ def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
     src = tmp_path / "hand.pt"
     torch.save({"w": torch.arange(3.0)}, src)
     path = pretrained.copy_into_cache(src, "atst_as2M")
-    assert pretrained.fetch("atst_as2M") == path
+    assert pretrained.fetch_weights("atst_as2M") == path
     record = path.with_name(path.name + ".sha256").read_text().split()[0]
     assert record == pretrained.sha256_of(src)
     assert torch.equal(pretrained.load_state_dict(path)["w"], torch.arange(3.0))
     torch.save({"w": torch.zeros(3)}, path)  # the file changes behind the cache's back
     with pytest.raises(pretrained.WeightsUnavailable, match="sha256"):
-        pretrained.fetch("atst_as2M")
+        pretrained.fetch_weights("atst_as2M")
 
 
 def test_checkpoint_file_round_trip(tmp_path):
@@ -375,8 +376,9 @@ def test_t5_encoder_path_offline(tmp_path):
 
 
 def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
-    """``load_model`` rebuilds an encoder that has ``weights`` with ``weights: none`` (the saved state replaces it)."""
-    from salsa2.model.checkpoint import load_model, save_model
+    """``load_checkpoint`` rebuilds an encoder that has ``weights`` with ``weights: none`` (the saved state replaces
+    it)."""
+    from salsa2.model.checkpoint import load_checkpoint, save_checkpoint
     from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
     calls = []
@@ -393,8 +395,8 @@ def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
     cfg = ModelConfig("_test_pretrained_cnn", FrontendConfig(), embed_dim=8, audio_kwargs={"weights": "none"})
     model = DualEncoder(cfg)
     model.cfg = ModelConfig(**{**cfg.__dict__, "audio_kwargs": {"weights": "pretrained"}})  # as trained
-    save_model(tmp_path / "m", model)
-    loaded, _ = load_model(tmp_path / "m")
+    save_checkpoint(tmp_path / "m", model)
+    loaded, _ = load_checkpoint(tmp_path / "m")
     assert calls == ["none", "none"] and loaded.cfg.audio_kwargs == {"weights": "pretrained"}
     for k, v in model.audio_encoder.state_dict().items():
         assert torch.equal(loaded.audio_encoder.state_dict()[k], v)

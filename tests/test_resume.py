@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from salsa2.training.resume import Checkpointer, config_key
+from salsa2.training.resume import ResumeState, config_key
 
 HERE = Path(__file__).resolve().parent
 EPOCHS = 4
@@ -64,11 +64,11 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
 
 
 def test_state_of_other_params_is_discarded(tmp_path):
-    old = Checkpointer("stage1-cnn", config_key({"lr": 1}), tmp_path)
+    old = ResumeState("stage1-cnn", config_key({"lr": 1}), tmp_path)
     old.save({"epoch": 3})
     assert old.load()["epoch"] == 3
     old.release()  # its process died
-    new = Checkpointer("stage1-cnn", config_key({"lr": 2}), tmp_path)
+    new = ResumeState("stage1-cnn", config_key({"lr": 2}), tmp_path)
     assert new.load() is None
     assert not old.dir.exists()  # stale state removed
     new.save({"epoch": 1})
@@ -78,13 +78,13 @@ def test_state_of_other_params_is_discarded(tmp_path):
 
 def test_state_of_a_live_run_is_kept_and_keys_ignore_the_output_path(tmp_path):
     """A concurrent run (another key, lock held) keeps its state; the same key is refused while held."""
-    live = Checkpointer("stage1-cnn", config_key({"lr": 1}), tmp_path)
+    live = ResumeState("stage1-cnn", config_key({"lr": 1}), tmp_path)
     live.load()
     live.save({"epoch": 2})
-    other = Checkpointer("stage1-cnn", config_key({"lr": 2}), tmp_path)
+    other = ResumeState("stage1-cnn", config_key({"lr": 2}), tmp_path)
     assert other.load() is None
     assert live.path.exists()  # not deleted: its process holds the lock
-    twin = Checkpointer("stage1-cnn", config_key({"lr": 1}), tmp_path)
+    twin = ResumeState("stage1-cnn", config_key({"lr": 1}), tmp_path)
     with pytest.raises(RuntimeError, match="another process"):
         twin.load()
     live.release()

@@ -9,7 +9,7 @@ from tiny import tiny_data, tiny_model
 from salsa2.training.augment import AugmentParams
 from salsa2.config.params import TrainParams
 from salsa2.training.losses import LOSSES
-from salsa2.training.resume import Checkpointer
+from salsa2.training.resume import ResumeState
 from salsa2.training.loop import FitResult, TrainState, fit
 
 
@@ -17,7 +17,7 @@ class Killed(Exception):
     pass
 
 
-def _fit(ckpt: Checkpointer, kill_after: int | None = None) -> tuple[dict, list]:
+def _fit(ckpt: ResumeState, kill_after: int | None = None) -> tuple[dict, list]:
     train, store = tiny_data(20, seed=0)
     val, _ = tiny_data(8, seed=0)
     cfg = TrainParams(epochs=3, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu")
@@ -34,12 +34,12 @@ def _fit(ckpt: Checkpointer, kill_after: int | None = None) -> tuple[dict, list]
 
 def test_resume_with_mixco_is_bit_identical(tmp_path):
     torch.set_num_threads(1)
-    straight, losses = _fit(Checkpointer("a", "k", tmp_path))
+    straight, losses = _fit(ResumeState("a", "k", tmp_path))
     try:
-        _fit(Checkpointer("b", "k", tmp_path), kill_after=1)
+        _fit(ResumeState("b", "k", tmp_path), kill_after=1)
     except Killed:
         pass
-    resumed, resumed_losses = _fit(Checkpointer("b", "k", tmp_path))  # resumes at epoch 2
+    resumed, resumed_losses = _fit(ResumeState("b", "k", tmp_path))  # resumes at epoch 2
     assert resumed_losses == losses
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k

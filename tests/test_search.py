@@ -14,7 +14,7 @@ from _search_demo import search_demo
 from typer.testing import CliRunner
 
 from salsa2.cli.search import register
-from salsa2.evaluation.embed import embed_audio as embed_split
+from salsa2.evaluation.embed import embed_split_audio
 from salsa2.evaluation.embed import embed_captions
 from salsa2.search.index import IndexFileError, build_index, read_index
 from salsa2.search.inference import embed_audio, embed_text
@@ -102,7 +102,7 @@ def test_own_caption_finds_its_clip(demo, test_index, capsys):
     found = (rows == own[:, None]).any(axis=1)
     share = float(found.mean())
     # Oracle: R@10 of the evaluation path (cached float16 log-mels, cached text features).
-    sims = embed_split(demo.model.model, demo.clips, batch_size=1) @ embed_captions(
+    sims = embed_split_audio(demo.model.model, demo.clips, batch_size=1) @ embed_captions(
         demo.model.model, demo.clips, demo.text_store).T
     r10 = bidirectional_metrics(sims, demo.clips.audio_ids, demo.clips.caption_audio_ids)["t2a/R@10"]
     with capsys.disabled():

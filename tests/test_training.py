@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from salsa2.model.checkpoint import load_model
+from salsa2.model.checkpoint import load_checkpoint
 from salsa2.features.splits import load_split
-from salsa2.evaluation.embed import embed_audio, embed_captions
+from salsa2.evaluation.embed import embed_split_audio, embed_captions
 from salsa2.evaluation.metrics import bidirectional_metrics
 from salsa2.distill.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
 from salsa2.features.text_cache import TextFeatureStore
@@ -26,14 +26,14 @@ def test_schedule_warmup_then_cosine():
 
 
 def _t2a_map(model, data, store):
-    sim = embed_audio(model, data) @ embed_captions(model, data, store).T
+    sim = embed_split_audio(model, data) @ embed_captions(model, data, store).T
     learned = bidirectional_metrics(sim, data.audio_ids, data.caption_audio_ids)["t2a/mAP@10"]
     chance = bidirectional_metrics(np.zeros_like(sim), data.audio_ids, data.caption_audio_ids)["t2a/mAP@10"]
     return learned, chance
 
 
 def test_trained_model_beats_chance_and_reloads_identically(trained_model, tiny_demo):
-    model, info = load_model(trained_model)
+    model, info = load_checkpoint(trained_model)
     assert 0 <= info["best_epoch"] < 8
     store = TextFeatureStore(tiny_demo.text_features)
     split = {s: load_split(tiny_demo.data, s, tiny_demo.features, model.frontend, normalize_text=True)
@@ -42,8 +42,8 @@ def test_trained_model_beats_chance_and_reloads_identically(trained_model, tiny_
     assert learned > 3 * chance  # it fits its training pairs ...
     learned, chance = _t2a_map(model, split["test"], store)
     assert learned > 1.3 * chance  # ... and ranks unseen clips better than chance (16 clips: a noisy figure)
-    again, _ = load_model(trained_model)
-    torch.testing.assert_close(embed_audio(again, split["test"]), embed_audio(model, split["test"]))
+    again, _ = load_checkpoint(trained_model)
+    torch.testing.assert_close(embed_split_audio(again, split["test"]), embed_split_audio(model, split["test"]))
 
 
 def test_ensemble_aligns_members_by_id(tmp_path):

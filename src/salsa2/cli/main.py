@@ -128,7 +128,7 @@ def evaluate(
                                               "the text.normalize each checkpoint was trained with."),
 ) -> None:
     """Score checkpoints (and their similarity-averaged ensemble) on a split: mAP@10, R@1/5/10 both ways."""
-    from salsa2.model.checkpoint import load_model
+    from salsa2.model.checkpoint import load_checkpoint
     from salsa2.features.splits import load_split
     from salsa2.evaluation.metrics import bidirectional_metrics, mean_scores
     from salsa2.evaluation.embed import model_scores
@@ -137,7 +137,7 @@ def evaluate(
     store = TextFeatureStore(text_features) if text_features else None
     scores = []  # per model, blocks of similarities on demand (never the whole clips x captions matrix)
     for path in checkpoint:
-        model, info = load_model(path)
+        model, info = load_checkpoint(path)
         mode = normalize_text if normalize_text is not None else info.get("text_normalize", True)
         split_data = load_split(data, split.value, features_dir, model.frontend, mode)
         if not split_data.audio_ids:

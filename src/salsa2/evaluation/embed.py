@@ -12,7 +12,7 @@ from salsa2.features.text_cache import TextFeatureStore
 
 
 @torch.no_grad()
-def embed_audio(model: DualEncoder, data: RetrievalData, batch_size: int = 32) -> np.ndarray:
+def embed_split_audio(model: DualEncoder, data: RetrievalData, batch_size: int = 32) -> np.ndarray:
     """(A, D) normalised audio embeddings, in ``data.audio_ids`` order (batched by length for speed)."""
     model.eval()
     device = next(model.parameters()).device
@@ -46,7 +46,7 @@ def embed_captions(
 def embed_audio_side(model: DualEncoder, data: RetrievalData, batch_size: int = 32) -> AudioSide:
     """What ``model.similarity`` needs for every clip of ``data``: embeddings, or (TAP) padded tokens + weights."""
     if model.tap is None:
-        return AudioSide(embedding=torch.from_numpy(embed_audio(model, data, batch_size)))
+        return AudioSide(embedding=torch.from_numpy(embed_split_audio(model, data, batch_size)))
     model.eval()
     order = np.argsort(data.frames(), kind="stable")
     parts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -86,5 +86,5 @@ def model_scores(model: DualEncoder, data: RetrievalData, store: TextFeatureStor
     """
     store = store if model.text_encoder.frozen else None
     if model.tap is None:
-        return embedding_scores(embed_audio(model, data), embed_captions(model, data, store))
+        return embedding_scores(embed_split_audio(model, data), embed_captions(model, data, store))
     return matrix_scores(similarity_matrix(model, data, store))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from salsa2.model.checkpoint import load_model
+from salsa2.model.checkpoint import load_checkpoint
 from salsa2.config.params import Params
 from salsa2.features.splits import RetrievalData, load_split
 from salsa2.evaluation.embed import model_scores
@@ -38,7 +38,7 @@ def evaluate(params: Params, model_dirs: dict[str, Path], data_dir, features: di
     results: dict[str, dict] = {}
     reference: RetrievalData | None = None
     for name, path in model_dirs.items():
-        model, info = load_model(path)
+        model, info = load_checkpoint(path)
         data = load_split(data_dir, split, features[model.frontend.key()], model.frontend, params.text.normalize)
         if reference is None:
             reference = data

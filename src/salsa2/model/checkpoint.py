@@ -15,7 +15,7 @@ from salsa2.utils.fsutil import atomic_path, read_json, write_json
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
 
-def save_model(out_dir: str | Path, model: DualEncoder, info: dict | None = None) -> None:
+def save_checkpoint(out_dir: str | Path, model: DualEncoder, info: dict | None = None) -> None:
     out_dir = Path(out_dir)
     frozen_text = model.text_encoder.frozen
     state = {
@@ -28,7 +28,7 @@ def save_model(out_dir: str | Path, model: DualEncoder, info: dict | None = None
     write_json(out_dir / "config.json", {"model": model.cfg.to_dict(), "text_frozen": frozen_text, **(info or {})})
 
 
-def load_model(path: str | Path) -> tuple[DualEncoder, dict]:
+def load_checkpoint(path: str | Path) -> tuple[DualEncoder, dict]:
     """Rebuild a DualEncoder from a checkpoint directory; returns the model (eval mode) and its info."""
     path = Path(path)
     if not (path / "config.json").exists():
@@ -55,6 +55,6 @@ def load_model(path: str | Path) -> tuple[DualEncoder, dict]:
 
 def copy_weights(dst: DualEncoder, src_dir: str | Path) -> dict:
     """Initialise ``dst`` from a checkpoint (stage 2 starts from stage 1); returns the source's info."""
-    src, info = load_model(src_dir)
+    src, info = load_checkpoint(src_dir)
     dst.load_state_dict(src.state_dict())
     return info

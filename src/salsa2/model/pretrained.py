@@ -1,7 +1,7 @@
 """Pretrained checkpoints: fetched on first use into a cache directory, checked by sha256, then reused.
 
 The cache is ``$SALSA2_WEIGHTS`` (default ``~/.cache/salsa2/model/pretrained``). Each file ``<name>`` sits next to
-``<name>.sha256``. A checkpoint with a pinned ``sha256`` in ``CHECKPOINTS`` is verified against it; one
+``<name>.sha256``. A checkpoint with a pinned ``sha256`` in ``PUBLISHED_WEIGHTS`` is verified against it; one
 without (the release pages publish none, and the repository was written offline) records the digest of the
 first download ("trust on first use"), but only after the file loads as a checkpoint, and every later load is
 verified against that record (a record of older versions, written before that load check, is re-checked). Offline with
@@ -37,7 +37,7 @@ class WeightsUnavailable(UserError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class PublishedWeights:
     """A published checkpoint: cache file name, download address, expected sha256 (None: record on fetch)."""
 
     filename: str
@@ -46,19 +46,19 @@ class Checkpoint:
     note: str = ""
 
 
-CHECKPOINTS: dict[str, Checkpoint] = {
+PUBLISHED_WEIGHTS: dict[str, PublishedWeights] = {
     # PaSST-S, no patch overlap (16x16 stride 16), AudioSet mAP .468 (Primus et al. 2024 4.2.1).
-    "passt_s_p16_s16_128_ap468": Checkpoint(
+    "passt_s_p16_s16_128_ap468": PublishedWeights(
         "passt-s-f128-p16-s16-ap.468.pt",
         "https://github.com/kkoutini/PaSST/releases/download/v0.0.2-audioset/passt-s-f128-p16-s16-ap.468.pt",
     ),
     # EfficientAT MobileNetV3 width 4.0, AudioSet + ensemble KD ("ext"), mAP .487.
-    "mn40_as_ext": Checkpoint(
+    "mn40_as_ext": PublishedWeights(
         "mn40_as_ext_mAP_487.pt",
         "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn40_as_ext_mAP_487.pt",
     ),
     # ATST-Frame fine-tuned on AudioSet-2M (the checkpoint ATST-SED starts from); a Lightning checkpoint.
-    "atst_as2M": Checkpoint(
+    "atst_as2M": PublishedWeights(
         "atst_as2M.ckpt",
         "https://drive.usercontent.google.com/download?id=1_xb0_n3UNbUG_pH1vLHTviLfsaSfCzxz&export=download&confirm=t",
         note="Google Drive file 1_xb0_n3UNbUG_pH1vLHTviLfsaSfCzxz, linked from github.com/Audio-WestlakeU/ATST-SED",
@@ -78,14 +78,14 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _manual_hint(ck: Checkpoint, target: Path) -> str:
+def _manual_hint(ck: PublishedWeights, target: Path) -> str:
     return (
         f"download {ck.url} {('(' + ck.note + ') ') if ck.note else ''}on a machine with internet and copy it to "
         f"{target} (or set $SALSA2_WEIGHTS to a folder holding {ck.filename}, or pass weights=<path to the file>)"
     )
 
 
-def _download(ck: Checkpoint, target: Path) -> None:
+def _download(ck: PublishedWeights, target: Path) -> None:
     from tqdm import tqdm
 
     try:
@@ -102,11 +102,11 @@ def _download(ck: Checkpoint, target: Path) -> None:
         raise WeightsUnavailable(f"cannot fetch {ck.filename} ({err}); " + _manual_hint(ck, target)) from err
 
 
-def fetch(name: str) -> Path:
+def fetch_weights(name: str) -> Path:
     """Path of checkpoint ``name`` in the cache, downloading and checksum-recording it on first use."""
-    if name not in CHECKPOINTS:
-        raise KeyError(f"unknown checkpoint {name!r}; known: {sorted(CHECKPOINTS)}")
-    ck = CHECKPOINTS[name]
+    if name not in PUBLISHED_WEIGHTS:
+        raise KeyError(f"unknown checkpoint {name!r}; known: {sorted(PUBLISHED_WEIGHTS)}")
+    ck = PUBLISHED_WEIGHTS[name]
     target = cache_dir() / ck.filename
     record = target.with_name(target.name + ".sha256")
     if not target.exists():
@@ -137,11 +137,12 @@ def fetch(name: str) -> Path:
 
 
 def resolve(weights: str, name: str) -> Path | None:
-    """``weights`` setting -> checkpoint file: "none" -> None, "pretrained" -> ``fetch(name)``, else a path."""
+    """``weights`` setting -> checkpoint file: "none" -> None, "pretrained" -> ``fetch_weights(name)``,
+    else a path."""
     if weights == "none":
         return None
     if weights == "pretrained":
-        return fetch(name)
+        return fetch_weights(name)
     path = Path(weights)
     if not path.is_file():
         raise WeightsUnavailable(f"weights file {path} does not exist; use weights: pretrained | none | <file>")
@@ -171,8 +172,8 @@ def load_state_dict(path: Path, hint: str = "") -> dict[str, torch.Tensor]:
 
 
 def copy_into_cache(src: str | Path, name: str) -> Path:
-    """Place a hand-downloaded checkpoint where ``fetch(name)`` looks for it."""
-    target = cache_dir() / CHECKPOINTS[name].filename
+    """Place a hand-downloaded checkpoint where ``fetch_weights(name)`` looks for it."""
+    target = cache_dir() / PUBLISHED_WEIGHTS[name].filename
     with atomic_path(target) as tmp:
         shutil.copyfile(src, tmp)
     return target

@@ -24,7 +24,7 @@ import soxr
 import torch
 import torch.nn.functional as F
 
-from salsa2.model.checkpoint import load_model as load_checkpoint
+from salsa2.model.checkpoint import load_checkpoint
 from salsa2.features.splits import PAD_MULTIPLE
 from salsa2.audio.frontends import FrontendConfig, LogMel, compute_logmel
 from salsa2.audio.logmel_stream import load_logmel

@@ -33,7 +33,7 @@ from salsa2.training.loader import Prefetcher, epoch_batches, to_device
 from salsa2.training.losses import total_loss
 from salsa2.evaluation.metrics import bidirectional_metrics
 from salsa2.model.dual_encoder import AudioSide, DualEncoder
-from salsa2.training.resume import Checkpointer
+from salsa2.training.resume import ResumeState
 from salsa2.distill.targets import TargetProvider
 from salsa2.features.text_cache import TextFeatureStore
 
@@ -257,7 +257,7 @@ def fit(
     seed: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
     batch_size: int | None = None,
-    checkpointer: Checkpointer | None = None,
+    checkpointer: ResumeState | None = None,
     dist: DistContext | None = None,
     augment: AugmentParams | None = None,
 ) -> FitResult:

@@ -62,7 +62,7 @@ def file_digest(path: str | Path, chunk: int = 2**24) -> str:
     return digest.hexdigest()
 
 
-class Checkpointer:
+class ResumeState:
     """The resume state of one training run: ``<root>/<name>/<key>/last.pt``."""
 
     def __init__(self, name: str, key: str, root: str | Path | None = None) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch
 
-from salsa2.model.checkpoint import copy_weights, save_model
+from salsa2.model.checkpoint import copy_weights, save_checkpoint
 from salsa2.config.params import Params
 from salsa2.features.splits import RetrievalData, load_split
 from salsa2.training.distributed import current
@@ -20,7 +20,7 @@ from salsa2.training.losses.distill import BlendedDistill, MixedLoss
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 from salsa2.model.provenance import training_data
 from salsa2.distill.relevance import CaptionRelevance
-from salsa2.training.resume import Checkpointer, code_digest, config_key, file_digest
+from salsa2.training.resume import ResumeState, code_digest, config_key, file_digest
 from salsa2.distill.targets import TargetBlocks, TeacherTargets
 from salsa2.features.text_cache import TextFeatureStore, text_store
 from salsa2.training.loop import FitResult, fit
@@ -51,7 +51,7 @@ def _splits(params: Params, data_dir, features_dir, frontend: FrontendConfig) ->
 
 
 def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData,
-                  inputs: tuple = ()) -> Checkpointer | None:
+                  inputs: tuple = ()) -> ResumeState | None:
     """Resume state of this run, keyed by what defines it (``salsa2.training.resume``): every param, the data's size,
     the
     contents of ``inputs`` (stage 2: its stage-1 model and targets) and the code, not where it writes, so a
@@ -62,14 +62,14 @@ def _checkpointer(params: Params, stage: str, encoder: str, train: RetrievalData
     digests = [file_digest(p) for p in inputs if Path(p).exists()]
     key = config_key(dataclasses.asdict(params), stage, encoder, len(train.audio_ids), len(train.caption_ids),
                      digests, code_digest())
-    return Checkpointer(f"{stage}-{encoder}", key)
+    return ResumeState(f"{stage}-{encoder}", key)
 
 
-def _finish(checkpointer: Checkpointer | None, out_dir, model: DualEncoder, info: dict) -> None:
+def _finish(checkpointer: ResumeState | None, out_dir, model: DualEncoder, info: dict) -> None:
     """Rank 0 writes the model, then drops the resume state (the run is complete)."""
     if not current().is_main:
         return
-    save_model(out_dir, model, info)
+    save_checkpoint(out_dir, model, info)
     if checkpointer is not None:
         checkpointer.clear()
 
