@@ -141,6 +141,12 @@ class TrainParams:
     relevance_weight: float = 0.0  # stage 2: share of ListNet (caption-relevance) targets in L_dist
     validate_every: int = 1        # validate every k epochs (and always the last); the best validated is kept
 
+    def __post_init__(self) -> None:
+        if self.accumulate < 1:
+            raise ConfigError(f"accumulate must be >= 1 (optimizer step every k batches), got {self.accumulate}")
+        if self.validate_every < 1:
+            raise ConfigError(f"validate_every must be >= 1 (validate every k epochs), got {self.validate_every}")
+
 
 @dataclass(frozen=True)
 class Params:
