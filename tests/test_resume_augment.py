@@ -10,7 +10,7 @@ from salsa2.training.augment import AugmentParams
 from salsa2.config.params import TrainParams
 from salsa2.training.losses import LOSSES
 from salsa2.training.resume import ResumeState
-from salsa2.training.loop import FitResult, TrainState, fit
+from salsa2.training.loop import BestEpoch, FitResult, TrainState, fit
 
 
 class Killed(Exception):
@@ -55,7 +55,7 @@ def test_augmentation_generators_round_trip_through_the_resume_state():
     rng, aug_rng, aug_gen = np.random.default_rng(0), np.random.default_rng(1), torch.Generator().manual_seed(2)
     aug_rng.random(5)
     torch.rand(3, generator=aug_gen)
-    saved = TrainState(1, FitResult(0, {}), None).to_dict(model, loss, opt, amp, rng, aug_rng, aug_gen)
+    saved = TrainState(1, BestEpoch(FitResult(0, {}))).to_dict(model, loss, opt, amp, rng, aug_rng, aug_gen)
     expect_np, expect_t = aug_rng.random(4), torch.rand(4, generator=aug_gen)
     fresh_rng, fresh_gen = np.random.default_rng(1), torch.Generator().manual_seed(2)
     TrainState.restore(saved, model, loss, opt, amp, np.random.default_rng(0), fresh_rng, fresh_gen)
