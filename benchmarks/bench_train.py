@@ -1,4 +1,4 @@
-"""Training-step benchmark (issue 15; not a test): clips/s, the step split, peak memory, projected Clotho stage 1.
+"""Training-step benchmark (not a test): clips/s, the step split, peak memory, projected Clotho stage 1.
 
     PYTHONPATH=src python benchmarks/bench_train.py --preset params-paper.yaml --encoder passt --batch 64
     torchrun --standalone --nproc-per-node 4 benchmarks/bench_train.py --preset params-paper.yaml --encoder passt

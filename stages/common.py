@@ -18,7 +18,7 @@ PARAMS = "params.yaml"  # the file dvc.yaml declares; no override (dvc.lock must
 
 # At exit CPython's last garbage collection walks every object the imports made (torch and torch._dynamo, which
 # torch.optim loads): 1.2 s per training stage. Outputs are written and closed by then, so the stages freeze
-# those objects out of it (registered first, so it runs after every other exit handler; issue 16).
+# those objects out of it (registered first, so it runs after every other exit handler).
 atexit.register(gc.freeze)
 
 
