@@ -1,4 +1,4 @@
-"""Scale benchmark (issue 6; not a test): training throughput, soft-target building, evaluation at Clotho size.
+"""Scale benchmark (not a test): training throughput, soft-target building, evaluation at Clotho size.
 
     PYTHONPATH=src python benchmarks/bench_scale.py [--sizes 50000 400000] [--skip-train] [--work-dir DIR]
 

@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (this machine: 2 shared cores)")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS/torch threads")
     ap.add_argument("--model", type=Path, default=None, help="a checkpoint, to time text-query embedding")
     args = ap.parse_args()
     import torch

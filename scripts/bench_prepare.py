@@ -1,4 +1,4 @@
-"""Prepare throughput and spectrogram-cache size per hour of audio (docs/datasets.md, issue 5).
+"""Prepare throughput and spectrogram-cache size per hour of audio (docs/benchmarks.md).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python scripts/bench_prepare.py [--demo data/demo] [--clips 40]
 

@@ -17,8 +17,8 @@ from salsa2.config.params import Params, load_params, training_params  # noqa: E
 PARAMS = "params.yaml"  # the file dvc.yaml declares; no override (dvc.lock must record what was read)
 
 # At exit CPython's last garbage collection walks every object the imports made (torch and torch._dynamo, which
-# torch.optim loads): 1.2 s per training stage. Outputs are written and closed by then, so the stages freeze
-# those objects out of it (registered first, so it runs after every other exit handler; issue 16).
+# torch.optim loads): about a second per training stage. Outputs are written and closed by then, so the stages freeze
+# those objects out of it (registered first, so it runs after every other exit handler).
 atexit.register(gc.freeze)
 
 

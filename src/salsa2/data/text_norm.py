@@ -6,8 +6,8 @@ readable). ``normalize_for_model`` is applied before tokenising, by mode (``text
 ``authors``  lower-case, ASCII punctuation deleted (``"man's" -> "mans"``), nothing else: exactly the
              authors of Primus et al. 2024 (OptimusPrimus/salsa ``ex_dcase24.forward_sentence``:
              ``b.lower().translate(str.maketrans('', '', string.punctuation))``).
-``spaces``   lower-case, punctuation replaced by a space, whitespace collapsed (``"man s"``); salsa2's earlier
-             behaviour, kept for checkpoints trained with it (``true`` in older params / checkpoints).
+``spaces``   lower-case, punctuation replaced by a space, whitespace collapsed (``"man s"``); the demo's
+             default (``true`` in params / checkpoints means this).
 ``none``     the caption as prepared (``false``).
 """
 
@@ -28,7 +28,7 @@ def clean_caption(text: str) -> str:
 
 
 def normalize_mode(value: bool | str | None) -> str:
-    """``text.normalize`` -> one of MODES; booleans keep their earlier meaning (true: spaces, false: none)."""
+    """``text.normalize`` -> one of MODES; booleans are accepted (true: spaces, false: none)."""
     if value is True:
         return "spaces"
     if value is False or value is None:

@@ -20,11 +20,11 @@ log = logging.getLogger(__name__)
 PAD_MULTIPLE = 128  # pad batches to a multiple of this many frames: fewer distinct shapes, steadier memory
 # Training batches of an encoder that declares ``pad_multiple`` (its stride / token stack) are padded to a multiple
 # of lcm(that, PAD_BUCKET): less padding than 128 frames, yet few distinct shapes (a new length every batch grows
-# the CPU allocator's cache; issue 16).
+# the CPU allocator's cache).
 PAD_BUCKET = 32
 # Training batches hold clips of similar lengths: each epoch's shuffled order is sorted by length in chunks of this
-# many batches, whose batches are then shuffled. 16 (was 8): 6 % fewer frames per demo epoch (16 % -> 11 % of
-# them padding), the same batches per epoch.
+# many batches, whose batches are then shuffled. On the demo 16 leaves about 11 % of the frames padding (8: 16 %),
+# with the same batches per epoch.
 SORT_CHUNK = 16
 
 

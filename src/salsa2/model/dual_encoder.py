@@ -63,7 +63,7 @@ class ModelConfig:
 
 
 def build_text_encoder(name: str, kwargs: dict) -> nn.Module:
-    """The text encoder of a config; a frozen one of known width loads its weights only when used (issue 16)."""
+    """The text encoder of a config; a frozen one of known width loads its weights only when used."""
     if kwargs.get("trainable_layers", -1) == 0 and name in KNOWN_WIDTHS:
         return LazyTextEncoder(name, KNOWN_WIDTHS[name], lambda: TEXT_ENCODERS.build(name, **kwargs))
     return TEXT_ENCODERS.build(name, **kwargs)

@@ -7,7 +7,7 @@ For a caption embedding ``c_t`` (D) and a clip's token sequence ``c_a`` (S x D, 
 
 and the similarity of clip a and caption t is cos(z_{a|t}, c_t): every caption pools every clip differently,
 so similarities are computed for a whole (A, T) block at once. Attention covers the tokens whose pooling
-weight is > 0 (the encoder contract, ``salsa2.model.encoders.base``). Seed 000: D_p = 2048, dropout 0.05 "on the
+weight is > 0 (the encoder contract, ``salsa2.model.encoders.base``). Tymofieiev 2025: D_p = 2048, dropout 0.05 "on the
 scaled dot product result"; the dropout here acts on the attention probabilities (as in ``torch``'s
 scaled-dot-product attention), which lets the block be computed without the (T, A, D_p) tensor:
 

@@ -1,6 +1,6 @@
 """What a checkpoint was trained on (recorded in its config.json as ``trained_on``), and the one-line warning
 that `salsa2 index` / `salsa2 search` print for a model that saw only the synthetic demo: such a model is at
-chance on real recordings (issue 14: R@10 0.12 against chance 0.095 on real sound effects)."""
+chance on real recordings (R@10 0.12 against chance 0.095 on a set of real sound effects)."""
 
 from __future__ import annotations
 

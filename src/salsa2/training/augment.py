@@ -35,7 +35,8 @@ from salsa2.training.losses.base import positives_to_target
 
 def mix_logmel(mel: torch.Tensor, lengths: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor,
                log_offset: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seed 004 eq. 8 on log-mel power: (B, M, T) log(P + offset) -> log(l^2 P_i + (1-l)^2 P_phi(i) + offset).
+    """Mixco on log-mel power (Munakata et al. 2024, eq. 8): (B, M, T) log(P + offset) ->
+    log(l^2 P_i + (1-l)^2 P_phi(i) + offset).
 
     Args:
         mel, lengths: a collated batch (padding beyond ``lengths`` is ignored: treated as silence).

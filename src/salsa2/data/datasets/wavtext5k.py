@@ -1,4 +1,4 @@
-"""WavText5K (Deshmukh et al., 2022; Deshmukh et al. 2023): BigSoundBank and SoundBible clips with their web metadata.
+"""WavText5K (Deshmukh et al. 2023): BigSoundBank and SoundBible clips with their web metadata.
 
 ``WavText5K.csv`` (github.com/microsoft/WavText5K) has columns ``view_link, download_link, title,
 description, fname, tags``; each clip is downloaded from its ``download_link`` to ``audio/<fname>``
@@ -27,7 +27,7 @@ COLUMNS = ("download_link", "title", "description", "fname")
 
 
 def title_description(title: str, description: str) -> str:
-    """Seed 003's caption: ``"{title}. {description}"``."""
+    """The caption of Deshmukh et al. 2023: ``"{title}. {description}"``."""
     title, description = clean_caption(title), clean_caption(description)
     if not description or description == title:
         return title

@@ -19,8 +19,8 @@ class DistillLoss(nn.Module):
 
     p-hat_a(a_i | c_j) = softmax_i(C-hat_ij / tau_teacher) over the batch's audios, p-hat_c(c_j | a_i) =
     softmax_j(C-hat_ij / tau_teacher) over its captions, where C-hat is the ensemble's mean similarity
-    restricted to the batch (``teacher``, or ``teacher["ensemble"]``). q as in NT-Xent at ``tau``. Seed 002 uses
-    tau = 0.05 for both.
+    restricted to the batch (``teacher``, or ``teacher["ensemble"]``). q as in NT-Xent at ``tau``. Primus et al.
+    2024 use tau = 0.05 for both.
     """
 
     def __init__(self, tau: float = 0.05, teacher_tau: float | None = None) -> None:
@@ -70,7 +70,7 @@ class MixedLoss(nn.Module):
 class BlendedDistill(nn.Module):
     """(1 - beta) L_dist + beta L_ListNet: stage-2 targets from the ensemble and from caption relevances.
 
-    No seed does this (issue 9 allows it as an option). Cross-entropy is linear in its target, so with ListNet's
+    An extension: none of the cited papers combines the two. Cross-entropy is linear in its target, so with ListNet's
     ``direction: both`` and equal temperatures this is distillation towards the mixture
     ``(1 - beta) p-hat + beta p_relevance`` in each direction. Reported under ``distill_loss``.
     """

@@ -19,7 +19,7 @@ class ListNetLoss(nn.Module):
     g the relevances (``teacher``, or ``teacher["relevance"]``; ``salsa2.distill.relevance``). ``direction``: ``audio``
     ranks audios for each caption (ListNet_audio, text -> audio), ``text`` ranks captions for each audio (sec.
     IV-C, x and y swapped), ``both`` averages the two (ListNet_audio+text; the mean, on the scale of L_sup and
-    L_dist, so that ``BlendedDistill`` mixes like with like). Seed 001: omega = tau = 0.05.
+    L_dist, so that ``BlendedDistill`` mixes like with like). Xie et al. 2024: omega = tau = 0.05.
     With all mass of p on the paired audio this is InfoNCE (sec. V).
     """
 

@@ -33,7 +33,7 @@ class NTXentLoss(nn.Module):
     q_c(c_j | a_i) = softmax over the batch's captions (one per audio). Positives: a caption's own clip (every
     copy of it in the batch) and all of a clip's captions. ``positives`` says how they are weighted:
     ``entries`` (default, the authors') averages log q over the positive entries of the mask; ``queries``
-    (salsa2's earlier choice) gives every query a target uniform over its positives and averages over queries.
+    gives every query a target uniform over its positives and averages over queries.
     The two agree when every query has the same number of positives (one caption per clip: the one-hot
     diagonal target).
     """

@@ -15,7 +15,7 @@ from salsa2.training.losses import LOSSES
 class SigmoidLoss(nn.Module):
     """L = -1/|T| sum_ij log sigmoid(z_ij (t x_i.y_j + b)), z_ij = +1 for matching pairs, -1 otherwise.
 
-    Signs as in SigLIP: logit = t * x.y + b. Seed 000 prints eq. 3.3 with ``-t x.y + b``, which with
+    Signs as in SigLIP: logit = t * x.y + b. Tymofieiev 2025 prints eq. 3.3 with ``-t x.y + b``, which with
     b = -10 would start every pair as a match; the SigLIP form starts every pair as a non-match, which is the
     right prior when most pairs are negatives. t = exp(log_t) stays positive; init t = 1, b = -10 (Tymofieiev 2025).
     The sum runs over all pairs and is divided by the number of captions T in the batch.
