@@ -23,6 +23,7 @@ from salsa2.model.encoders.atst import FrameAST, atst_state_dict, frequency_warp
 from salsa2.model.encoders.base import SnippetEncoder, weighted_mean
 from salsa2.model.encoders.efficientat import MobileNetV3
 from salsa2.audio.frontends import FrontendConfig, LogMel, kaldi_mel_banks
+from salsa2.utils.digest import file_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -296,7 +297,7 @@ def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
     path = pretrained.copy_into_cache(src, "atst_as2M")
     assert pretrained.fetch_weights("atst_as2M") == path
     record = path.with_name(path.name + ".sha256").read_text().split()[0]
-    assert record == pretrained.sha256_of(src)
+    assert record == file_digest(src)
     assert torch.equal(pretrained.load_state_dict(path)["w"], torch.arange(3.0))
     torch.save({"w": torch.zeros(3)}, path)  # the file changes behind the cache's back
     with pytest.raises(pretrained.WeightsUnavailable, match="sha256"):

@@ -13,7 +13,6 @@ architecture; what the tests use) or a path to a local checkpoint file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from salsa2.utils.digest import file_digest
 from salsa2.utils.errors import UserError
 from salsa2.utils.fsutil import atomic_path
 
@@ -70,14 +70,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SALSA2_WEIGHTS", Path.home() / ".cache" / "salsa2" / "weights"))
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _manual_hint(ck: PublishedWeights, target: Path) -> str:
     return (
         f"download {ck.url} {('(' + ck.note + ') ') if ck.note else ''}on a machine with internet and copy it to "
@@ -113,7 +105,7 @@ def fetch_weights(name: str) -> Path:
         if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("SALSA2_OFFLINE") == "1":
             raise WeightsUnavailable(f"{target} is missing and downloads are disabled; " + _manual_hint(ck, target))
         _download(ck, target)
-    digest = sha256_of(target)
+    digest = file_digest(target)
     if ck.sha256:
         if digest != ck.sha256:
             raise WeightsUnavailable(f"{target} has sha256 {digest} but {ck.sha256} is pinned in "

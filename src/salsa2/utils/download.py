@@ -9,7 +9,6 @@ discards it and starts from byte 0. Files without a published checksum get a tru
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from salsa2.utils.digest import file_digest
 from salsa2.utils.errors import UserError
 from salsa2.utils.fsutil import atomic_path
 
@@ -46,14 +46,6 @@ class Remote:
     md5: str | None = None
     sha256: str | None = None
     size: int | None = None
-
-
-def file_digest(path: str | Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(path: str | Path, *, md5: str | None = None, sha256: str | None = None) -> None:
