@@ -6,6 +6,7 @@ Key/shape fixtures in tests/fixtures were dumped from the reference repositories
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -302,6 +303,65 @@ def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
     torch.save({"w": torch.zeros(3)}, path)  # the file changes behind the cache's back
     with pytest.raises(pretrained.WeightsUnavailable, match="sha256"):
         pretrained.fetch_weights("atst_as2M")
+
+
+@pytest.fixture
+def served_weights(tmp_path, monkeypatch):
+    """mn40_as_ext published on a loopback server (a small stand-in checkpoint), downloads enabled, empty cache."""
+    from fixture_server import FileServer
+
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    torch.save({"w": torch.arange(20_000.0)}, pub / "mn40.pt")
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.delenv("SALSA2_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with FileServer(pub) as srv:
+        published = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"]
+        monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext",
+                            dataclasses.replace(published, url=f"{srv.url}/mn40.pt"))
+        yield srv, pub / "mn40.pt", tmp_path / "cache" / published.filename
+
+
+def test_interrupted_weights_download_resumes(served_weights):
+    srv, published, target = served_weights
+    half = published.stat().st_size // 2
+    srv.cut["/mn40.pt"] = half
+    with pytest.raises(pretrained.WeightsUnavailable, match="resume") as err:
+        pretrained.fetch_weights("mn40_as_ext")
+    assert str(target) in str(err.value)  # the manual-download hint
+    assert not target.exists() and target.with_name(target.name + ".part").stat().st_size == half
+    assert pretrained.fetch_weights("mn40_as_ext") == target
+    assert srv.requests == [("/mn40.pt", None), ("/mn40.pt", f"bytes={half}-")]
+    assert target.read_bytes() == published.read_bytes()
+    assert not target.with_name(target.name + ".part").exists()
+    record = target.with_name(target.name + ".sha256")
+    assert record.read_text().split() == [file_digest(target), target.name, pretrained.LOADED]
+    assert pretrained.fetch_weights("mn40_as_ext") == target and len(srv.requests) == 2  # cached: no request
+
+
+def test_downloaded_weights_are_checked_against_a_pinned_sha256(served_weights, monkeypatch):
+    srv, published, target = served_weights
+    served = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"]
+    monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext", dataclasses.replace(served, sha256="0" * 64))
+    with pytest.raises(pretrained.WeightsUnavailable, match="sha256 is .* the publisher lists 0+"):
+        pretrained.fetch_weights("mn40_as_ext")
+    assert not target.exists() and not target.with_name(target.name + ".part").exists()
+    pinned = dataclasses.replace(served, sha256=file_digest(published))
+    monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext", pinned)
+    assert pretrained.fetch_weights("mn40_as_ext") == target
+    assert not target.with_name(target.name + ".sha256").exists()  # a pinned file needs no record
+
+
+def test_weights_url_answering_with_a_web_page_is_refused(served_weights, monkeypatch):
+    srv, published, target = served_weights
+    (published.parent / "signin.html").write_text("<html>Sign in to continue</html>")
+    served = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"]
+    monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext",
+                        dataclasses.replace(served, url=f"{srv.url}/signin.html"))
+    with pytest.raises(pretrained.WeightsUnavailable, match="web page") as err:
+        pretrained.fetch_weights("mn40_as_ext")
+    assert f"copy it to {target}" in str(err.value) and not target.exists()
 
 
 def test_checkpoint_file_round_trip(tmp_path):
