@@ -7,6 +7,7 @@ Key/shape fixtures in tests/fixtures were dumped from the reference repositories
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 from pathlib import Path
@@ -20,9 +21,11 @@ from salsa2.config import presets
 from salsa2.model import pretrained
 from salsa2.config.params import load_params, training_params
 from salsa2.model.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
-from salsa2.model.encoders.atst import FrameAST, atst_state_dict, frequency_warp
+from salsa2.model.encoders.atst import FREQ_WARP, FrameAST, atst_state_dict, build_atst_frame, frequency_warp
 from salsa2.model.encoders.base import SnippetEncoder, weighted_mean
-from salsa2.model.encoders.efficientat import MobileNetV3
+from salsa2.model.encoders.efficientat import MobileNetV3, build_mn40_as_ext
+from salsa2.model.encoders.small_cnn import SmallMobileNet, build_small_mobilenet1d, build_small_mobilenet2d
+from salsa2.model.encoders.text import HFTextEncoder
 from salsa2.audio.frontends import FrontendConfig, LogMel, kaldi_mel_banks
 from salsa2.utils.digest import file_digest
 
@@ -219,6 +222,32 @@ def test_atst_frequency_warping_only_in_training():
         backbone.train()
         c = backbone(mel, lengths)[0]
     assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def _defaults(fn) -> dict:
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+@pytest.mark.parametrize("cls,builder", [(FrameAST, build_atst_frame), (MobileNetV3, build_mn40_as_ext),
+                                         (SmallMobileNet, build_small_mobilenet2d),
+                                         (SmallMobileNet, build_small_mobilenet1d)])
+def test_an_encoder_and_its_builder_have_one_default_per_setting(cls, builder):
+    own, built = _defaults(cls.__init__), _defaults(builder)
+    shared = {k for k in own.keys() & built.keys() if own[k] is not None}  # None: the builder's variant decides
+    assert shared and {k: own[k] for k in shared} == {k: built[k] for k in shared}
+
+
+def test_text_encoder_defaults_are_shared_by_every_text_model():
+    own = _defaults(HFTextEncoder.__init__)
+    for name in TEXT_ENCODERS.names():
+        built = _defaults(TEXT_ENCODERS.get(name))
+        assert (built["max_length"], built["trainable_layers"]) == (own["max_length"], own["trainable_layers"]), name
+
+
+def test_atst_default_is_the_authors_no_frequency_warping():
+    """The authors' wrapper computes the warp and discards it; the paper preset states the same value."""
+    assert _defaults(build_atst_frame)["freq_warp"] == _defaults(FrameAST.__init__)["freq_warp"] == FREQ_WARP == 0.0
+    assert PRESET["audio_encoders"]["atst"]["kwargs"]["freq_warp"] == FREQ_WARP
 
 
 def test_frequency_warp_stretches_a_random_band_of_at_least_nine_tenths():
@@ -420,7 +449,7 @@ def test_t5_encoder_path_offline(tmp_path):
     """``encoder_only`` loads a T5 encoder (width from ``d_model``, layers under ``encoder.block``); a tiny random
     T5 with MiniLM's tokenizer stands in for t5-large offline."""
     transformers = pytest.importorskip("transformers")
-    from salsa2.model.encoders.text import HFTextEncoder, minilm_path
+    from salsa2.model.encoders.text import minilm_path
 
     tok = transformers.AutoTokenizer.from_pretrained(minilm_path())
     cfg = transformers.T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=3, num_heads=4)
