@@ -93,7 +93,7 @@ def test_web_page_is_refused_when_a_file_is_expected(served, tmp_path):
     assert (tmp_path / "page.html").exists()
 
 
-# ------------------------------------------------------------------ issue 14: replies that do not continue the .part
+# --------------------------------------------------------------------------- replies that do not continue the .part
 def test_stale_part_longer_than_the_file_is_not_renamed_into_place_on_416(served, tmp_path):
     dest = tmp_path / "blob.bin"
     (tmp_path / "blob.bin.part").write_bytes(PAYLOAD + b"stale tail of another version")
