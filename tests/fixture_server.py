@@ -55,6 +55,7 @@ class FileServer:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
+                self.send_header("Content-Type", self.guess_type(path))
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 body = data[start:]

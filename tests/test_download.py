@@ -83,7 +83,17 @@ def test_http_error_and_offline_name_the_url(served, tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-# ------------------------------------------------------------------ issue 14: replies that do not continue the .part
+def test_web_page_is_refused_when_a_file_is_expected(served, tmp_path):
+    (served / "signin.html").write_text("<html>Sign in to continue</html>")
+    with FileServer(served) as srv:
+        with pytest.raises(DownloadError, match="answered with a web page"):
+            download(f"{srv.url}/signin.html", tmp_path / "model.pt", progress=False, refuse_html=True)
+        download(f"{srv.url}/signin.html", tmp_path / "page.html", progress=False)  # not refused unless asked
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "model.pt.part").exists()
+    assert (tmp_path / "page.html").exists()
+
+
+# --------------------------------------------------------------------------- replies that do not continue the .part
 def test_stale_part_longer_than_the_file_is_not_renamed_into_place_on_416(served, tmp_path):
     dest = tmp_path / "blob.bin"
     (tmp_path / "blob.bin.part").write_bytes(PAYLOAD + b"stale tail of another version")

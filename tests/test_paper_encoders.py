@@ -6,6 +6,8 @@ Key/shape fixtures in tests/fixtures were dumped from the reference repositories
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import math
 from pathlib import Path
@@ -19,10 +21,13 @@ from salsa2.config import presets
 from salsa2.model import pretrained
 from salsa2.config.params import load_params, training_params
 from salsa2.model.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
-from salsa2.model.encoders.atst import FrameAST, atst_state_dict, frequency_warp
+from salsa2.model.encoders.atst import FREQ_WARP, FrameAST, atst_state_dict, build_atst_frame, frequency_warp
 from salsa2.model.encoders.base import SnippetEncoder, weighted_mean
-from salsa2.model.encoders.efficientat import MobileNetV3
+from salsa2.model.encoders.efficientat import MobileNetV3, build_mn40_as_ext
+from salsa2.model.encoders.small_cnn import SmallMobileNet, build_small_mobilenet1d, build_small_mobilenet2d
+from salsa2.model.encoders.text import HFTextEncoder
 from salsa2.audio.frontends import FrontendConfig, LogMel, kaldi_mel_banks
+from salsa2.utils.digest import file_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -219,6 +224,32 @@ def test_atst_frequency_warping_only_in_training():
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
+def _defaults(fn) -> dict:
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+@pytest.mark.parametrize("cls,builder", [(FrameAST, build_atst_frame), (MobileNetV3, build_mn40_as_ext),
+                                         (SmallMobileNet, build_small_mobilenet2d),
+                                         (SmallMobileNet, build_small_mobilenet1d)])
+def test_an_encoder_and_its_builder_have_one_default_per_setting(cls, builder):
+    own, built = _defaults(cls.__init__), _defaults(builder)
+    shared = {k for k in own.keys() & built.keys() if own[k] is not None}  # None: the builder's variant decides
+    assert shared and {k: own[k] for k in shared} == {k: built[k] for k in shared}
+
+
+def test_text_encoder_defaults_are_shared_by_every_text_model():
+    own = _defaults(HFTextEncoder.__init__)
+    for name in TEXT_ENCODERS.names():
+        built = _defaults(TEXT_ENCODERS.get(name))
+        assert (built["max_length"], built["trainable_layers"]) == (own["max_length"], own["trainable_layers"]), name
+
+
+def test_atst_default_is_the_authors_no_frequency_warping():
+    """The authors' wrapper computes the warp and discards it; the paper preset states the same value."""
+    assert _defaults(build_atst_frame)["freq_warp"] == _defaults(FrameAST.__init__)["freq_warp"] == FREQ_WARP == 0.0
+    assert PRESET["audio_encoders"]["atst"]["kwargs"]["freq_warp"] == FREQ_WARP
+
+
 def test_frequency_warp_stretches_a_random_band_of_at_least_nine_tenths():
     torch.manual_seed(0)
     ramp = torch.arange(64.0)[None, :, None].expand(200, 64, 3).contiguous()  # bin index as the value
@@ -296,11 +327,70 @@ def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
     path = pretrained.copy_into_cache(src, "atst_as2M")
     assert pretrained.fetch_weights("atst_as2M") == path
     record = path.with_name(path.name + ".sha256").read_text().split()[0]
-    assert record == pretrained.sha256_of(src)
+    assert record == file_digest(src)
     assert torch.equal(pretrained.load_state_dict(path)["w"], torch.arange(3.0))
     torch.save({"w": torch.zeros(3)}, path)  # the file changes behind the cache's back
     with pytest.raises(pretrained.WeightsUnavailable, match="sha256"):
         pretrained.fetch_weights("atst_as2M")
+
+
+@pytest.fixture
+def served_weights(tmp_path, monkeypatch):
+    """mn40_as_ext published on a loopback server (a small stand-in checkpoint), downloads enabled, empty cache."""
+    from fixture_server import FileServer
+
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    torch.save({"w": torch.arange(20_000.0)}, pub / "mn40.pt")
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.delenv("SALSA2_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with FileServer(pub) as srv:
+        published = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"]
+        monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext",
+                            dataclasses.replace(published, url=f"{srv.url}/mn40.pt"))
+        yield srv, pub / "mn40.pt", tmp_path / "cache" / published.filename
+
+
+def test_interrupted_weights_download_resumes(served_weights):
+    srv, published, target = served_weights
+    half = published.stat().st_size // 2
+    srv.cut["/mn40.pt"] = half
+    with pytest.raises(pretrained.WeightsUnavailable, match="resume") as err:
+        pretrained.fetch_weights("mn40_as_ext")
+    assert str(target) in str(err.value)  # the manual-download hint
+    assert not target.exists() and target.with_name(target.name + ".part").stat().st_size == half
+    assert pretrained.fetch_weights("mn40_as_ext") == target
+    assert srv.requests == [("/mn40.pt", None), ("/mn40.pt", f"bytes={half}-")]
+    assert target.read_bytes() == published.read_bytes()
+    assert not target.with_name(target.name + ".part").exists()
+    record = target.with_name(target.name + ".sha256")
+    assert record.read_text().split() == [file_digest(target), target.name, pretrained.LOADED]
+    assert pretrained.fetch_weights("mn40_as_ext") == target and len(srv.requests) == 2  # cached: no request
+
+
+def test_downloaded_weights_are_checked_against_a_pinned_sha256(served_weights, monkeypatch):
+    srv, published, target = served_weights
+    served = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"]
+    monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext", dataclasses.replace(served, sha256="0" * 64))
+    with pytest.raises(pretrained.WeightsUnavailable, match="sha256 is .* the publisher lists 0+"):
+        pretrained.fetch_weights("mn40_as_ext")
+    assert not target.exists() and not target.with_name(target.name + ".part").exists()
+    pinned = dataclasses.replace(served, sha256=file_digest(published))
+    monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext", pinned)
+    assert pretrained.fetch_weights("mn40_as_ext") == target
+    assert not target.with_name(target.name + ".sha256").exists()  # a pinned file needs no record
+
+
+def test_weights_url_answering_with_a_web_page_is_refused(served_weights, monkeypatch):
+    srv, published, target = served_weights
+    (published.parent / "signin.html").write_text("<html>Sign in to continue</html>")
+    served = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"]
+    monkeypatch.setitem(pretrained.PUBLISHED_WEIGHTS, "mn40_as_ext",
+                        dataclasses.replace(served, url=f"{srv.url}/signin.html"))
+    with pytest.raises(pretrained.WeightsUnavailable, match="web page") as err:
+        pretrained.fetch_weights("mn40_as_ext")
+    assert f"copy it to {target}" in str(err.value) and not target.exists()
 
 
 def test_checkpoint_file_round_trip(tmp_path):
@@ -359,7 +449,7 @@ def test_t5_encoder_path_offline(tmp_path):
     """``encoder_only`` loads a T5 encoder (width from ``d_model``, layers under ``encoder.block``); a tiny random
     T5 with MiniLM's tokenizer stands in for t5-large offline."""
     transformers = pytest.importorskip("transformers")
-    from salsa2.model.encoders.text import HFTextEncoder, minilm_path
+    from salsa2.model.encoders.text import minilm_path
 
     tok = transformers.AutoTokenizer.from_pretrained(minilm_path())
     cfg = transformers.T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=3, num_heads=4)

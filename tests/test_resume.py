@@ -105,7 +105,7 @@ def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_
     package = tmp_path / "pkg"
     shutil.copytree(HERE.parent / "src" / "salsa2", package, ignore=shutil.ignore_patterns("__pycache__"))
     before = code_digest(package)
-    edited_file = package / "training" / "loop.py"
+    edited_file = package / "model" / "dual_encoder.py"  # outside training/: the whole package counts
     edited_file.write_text(edited_file.read_text() + "\n# edited\n")
     assert code_digest(package) != before
 
@@ -121,3 +121,11 @@ def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_
     assert edited.key != killed.key
     assert edited.load() is None and not killed.path.exists()
     edited.clear()
+
+
+def test_code_digest_covers_the_whole_package():
+    import salsa2
+    from salsa2.training.resume import code_digest
+
+    package = Path(salsa2.__file__).resolve().parent
+    assert code_digest() == code_digest(package) != code_digest(package / "training")

@@ -10,10 +10,10 @@ bit-reproducible: members sorted, mtime/uid/gid zeroed. Measured costs: docs/dat
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 from pathlib import Path
 
+from salsa2.utils.digest import file_digest
 from salsa2.utils.fsutil import atomic_dir, read_json, write_json
 
 SHARD_BYTES = 2**30  # 1 GiB per shard: ~400 shards at WavCaps scale instead of ~400k files
@@ -47,24 +47,16 @@ def pack(src: str | Path, out_dir: str | Path, shard_bytes: int = SHARD_BYTES) -
         if tar is not None:
             tar.close()
         for entry in shards:
-            entry["sha256"] = _sha256(tmp / entry["file"])
+            entry["sha256"] = file_digest(tmp / entry["file"])
         manifest = {"files": len(files), "shards": shards}
         write_json(tmp / MANIFEST, manifest)
     (src / MARKER).write_text(_fingerprint(Path(out_dir)))  # ``src`` is an up-to-date unpacked copy
     return manifest
 
 
-def _sha256(path: Path, chunk: int = 2**24) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fingerprint(shards_dir: Path) -> str:
     """The shards' content, cheaply: the manifest holds every shard's sha256 (written with the shards)."""
-    return hashlib.sha256((shards_dir / MANIFEST).read_bytes()).hexdigest()
+    return file_digest(shards_dir / MANIFEST)
 
 
 def unpack(shards_dir: str | Path, dest: str | Path) -> Path:

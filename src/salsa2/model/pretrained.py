@@ -1,11 +1,13 @@
 """Pretrained checkpoints: fetched on first use into a cache directory, checked by sha256, then reused.
 
-The cache is ``$SALSA2_WEIGHTS`` (default ``~/.cache/salsa2/model/pretrained``). Each file ``<name>`` sits next to
-``<name>.sha256``. A checkpoint with a pinned ``sha256`` in ``PUBLISHED_WEIGHTS`` is verified against it; one
-without (the release pages publish none, and the repository was written offline) records the digest of the
-first download ("trust on first use"), but only after the file loads as a checkpoint, and every later load is
-verified against that record (a record of older versions, written before that load check, is re-checked). Offline with
-an empty cache, ``fetch`` raises ``WeightsUnavailable`` naming the file, its address and where to put it.
+The cache is ``$SALSA2_WEIGHTS`` (default ``~/.cache/salsa2/weights``). Each file ``<name>`` sits next to
+``<name>.sha256``. Downloads go through ``salsa2.utils.download`` (``<name>.part`` + HTTP Range: an interrupted
+download resumes; the file appears at ``<name>`` only when complete). A checkpoint with a pinned ``sha256`` in
+``PUBLISHED_WEIGHTS`` is verified against it; one without (the release pages publish none, and the repository was
+written offline) records the digest of the first download ("trust on first use"), but only after the file loads as
+a checkpoint, and every later load is verified against that record (a record of older versions, written before that
+load check, is re-checked). Offline with an empty cache, ``fetch_weights`` raises ``WeightsUnavailable`` naming the
+file, its address and where to put it.
 
 Encoders take ``weights``: ``"pretrained"`` (this module), ``"none"`` (random initialisation, same
 architecture; what the tests use) or a path to a local checkpoint file.
@@ -13,18 +15,17 @@ architecture; what the tests use) or a path to a local checkpoint file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
 import shutil
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from salsa2.utils.digest import file_digest
+from salsa2.utils.download import DownloadError, download
 from salsa2.utils.errors import UserError
 from salsa2.utils.fsutil import atomic_path
 
@@ -70,14 +71,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SALSA2_WEIGHTS", Path.home() / ".cache" / "salsa2" / "weights"))
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _manual_hint(ck: PublishedWeights, target: Path) -> str:
     return (
         f"download {ck.url} {('(' + ck.note + ') ') if ck.note else ''}on a machine with internet and copy it to "
@@ -85,45 +78,39 @@ def _manual_hint(ck: PublishedWeights, target: Path) -> str:
     )
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("SALSA2_OFFLINE") == "1"
+
+
 def _download(ck: PublishedWeights, target: Path) -> None:
-    from tqdm import tqdm
-
+    """Fetch ``ck`` to ``target`` with the resumable downloader (a broken transfer leaves ``<name>.part``, which the
+    next call continues); a pinned sha256 is checked before the file appears at ``target``."""
+    if _offline():
+        raise WeightsUnavailable(f"{target} is missing and downloads are disabled; " + _manual_hint(ck, target))
     try:
-        with urllib.request.urlopen(ck.url, timeout=60) as resp, atomic_path(target) as tmp:
-            if "text/html" in resp.headers.get("Content-Type", ""):
-                raise WeightsUnavailable(f"{ck.url} answered with a web page, not {ck.filename}; "
-                                         + _manual_hint(ck, target))
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=ck.filename) as bar:
-                while block := resp.read(1 << 20):
-                    f.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
-        raise WeightsUnavailable(f"cannot fetch {ck.filename} ({err}); " + _manual_hint(ck, target)) from err
+        download(ck.url, target, sha256=ck.sha256, refuse_html=True)
+    except DownloadError as err:
+        raise WeightsUnavailable(f"cannot fetch {ck.filename} ({err}); " + _manual_hint(ck, target)) from None
 
 
-def fetch_weights(name: str) -> Path:
-    """Path of checkpoint ``name`` in the cache, downloading and checksum-recording it on first use."""
-    if name not in PUBLISHED_WEIGHTS:
-        raise KeyError(f"unknown checkpoint {name!r}; known: {sorted(PUBLISHED_WEIGHTS)}")
-    ck = PUBLISHED_WEIGHTS[name]
-    target = cache_dir() / ck.filename
-    record = target.with_name(target.name + ".sha256")
-    if not target.exists():
-        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("SALSA2_OFFLINE") == "1":
-            raise WeightsUnavailable(f"{target} is missing and downloads are disabled; " + _manual_hint(ck, target))
-        _download(ck, target)
-    digest = sha256_of(target)
-    if ck.sha256:
-        if digest != ck.sha256:
-            raise WeightsUnavailable(f"{target} has sha256 {digest} but {ck.sha256} is pinned in "
-                                     "salsa2.model.pretrained; "
-                                     "delete the file to fetch it again, or " + _manual_hint(ck, target))
-        return target
+def _check_pinned(ck: PublishedWeights, target: Path, digest: str) -> None:
+    if digest != ck.sha256:
+        raise WeightsUnavailable(f"{target} has sha256 {digest} but {ck.sha256} is pinned in salsa2.model.pretrained; "
+                                 "delete the file to fetch it again, or " + _manual_hint(ck, target))
+
+
+def _record_path(target: Path) -> Path:
+    """The trust-on-first-use record ``<name>.sha256`` (``<sha256>  <name>  loaded``) next to a cached file."""
+    return target.with_name(target.name + ".sha256")
+
+
+def _trust_on_first_load(ck: PublishedWeights, target: Path, digest: str) -> None:
+    """Check ``target`` against its record; without a verified one, record ``digest`` once the file loads."""
+    record = _record_path(target)
     fields = record.read_text().split() if record.exists() else []
     recorded, trusted = (fields[0] if fields else None), fields[2:3] == [LOADED]
     if digest == recorded and trusted:
-        return target
+        return
     if recorded is not None and trusted:
         raise WeightsUnavailable(
             f"{target} has sha256 {digest} but {recorded} was recorded for it in {record} when it first loaded; "
@@ -133,6 +120,21 @@ def fetch_weights(name: str) -> Path:
         log.warning("%s: replacing the unverified sha256 record %s by %s (the file loads)", record, recorded, digest)
     with atomic_path(record) as tmp:
         tmp.write_text(f"{digest}  {ck.filename}  {LOADED}\n")
+
+
+def fetch_weights(name: str) -> Path:
+    """Path of checkpoint ``name`` in the cache, downloading it on first use and checking it on every use."""
+    if name not in PUBLISHED_WEIGHTS:
+        raise KeyError(f"unknown checkpoint {name!r}; known: {sorted(PUBLISHED_WEIGHTS)}")
+    ck = PUBLISHED_WEIGHTS[name]
+    target = cache_dir() / ck.filename
+    if not target.exists():
+        _download(ck, target)
+    digest = file_digest(target)
+    if ck.sha256:
+        _check_pinned(ck, target, digest)
+    else:
+        _trust_on_first_load(ck, target, digest)
     return target
 
 

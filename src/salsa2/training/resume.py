@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+import salsa2
+from salsa2.utils.digest import tree_digest
 from salsa2.utils.fsutil import atomic_path
 
 log = logging.getLogger(__name__)
@@ -45,21 +47,9 @@ def config_key(*parts: Any) -> str:
 
 
 def code_digest(package: str | Path | None = None) -> str:
-    """sha256 of the ``*.py`` sources under ``package`` (default: salsa2's own), by relative path and contents."""
-    root = Path(package) if package is not None else Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def file_digest(path: str | Path, chunk: int = 2**24) -> str:
-    """sha256 of a file's contents (same in every checkout, unlike its path or mtime)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of the ``*.py`` sources under ``package`` (default: the whole salsa2 package), by relative path and
+    contents."""
+    return tree_digest(package if package is not None else Path(salsa2.__file__).resolve().parent, "*.py")
 
 
 class ResumeState:

@@ -20,7 +20,8 @@ from salsa2.training.losses.distill import BlendedDistill, MixedLoss
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 from salsa2.model.provenance import training_data
 from salsa2.distill.relevance import CaptionRelevance
-from salsa2.training.resume import ResumeState, code_digest, config_key, file_digest
+from salsa2.training.resume import ResumeState, code_digest, config_key
+from salsa2.utils.digest import file_digest
 from salsa2.distill.targets import TargetBlocks, TeacherTargets
 from salsa2.features.text_cache import TextFeatureStore, text_store
 from salsa2.training.loop import FitResult, fit

@@ -9,7 +9,6 @@ discards it and starts from byte 0. Files without a published checksum get a tru
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from salsa2.utils.digest import file_digest
 from salsa2.utils.errors import UserError
 from salsa2.utils.fsutil import atomic_path
 
@@ -46,14 +46,6 @@ class Remote:
     md5: str | None = None
     sha256: str | None = None
     size: int | None = None
-
-
-def file_digest(path: str | Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(path: str | Path, *, md5: str | None = None, sha256: str | None = None) -> None:
@@ -119,6 +111,7 @@ def download(
     timeout: float = 60.0,
     progress: bool = True,
     max_bytes: int | None = None,
+    refuse_html: bool = False,
 ) -> Path:
     """Download ``url`` to ``dest`` unless a verified copy is already there; resume a ``.part`` if present.
 
@@ -127,6 +120,7 @@ def download(
     fetched from byte 0. ``record`` (no published checksum): the sha256 and size of the first complete download
     are kept in ``.<name>.sha256`` and every later copy must match them.
     ``max_bytes`` stops after that many bytes of this call (leaving the ``.part``; used to test resuming).
+    ``refuse_html``: a reply of type ``text/html`` (a sign-in, quota or error page) is an error, not the file.
     Raises:
         DownloadError: the server cannot be reached or answers with an error.
         ChecksumError: the finished file does not match ``md5``/``sha256``/``size``/the record; it is deleted.
@@ -149,7 +143,7 @@ def download(
     for attempt in range(2):
         have = part.stat().st_size if part.exists() else 0
         try:
-            _fetch_part(url, dest, part, have, size, timeout, progress, max_bytes)
+            _fetch_part(url, dest, part, have, size, timeout, progress, max_bytes, refuse_html)
             break
         except _Restart as why:
             log.warning("%s: %s; discarding %s and downloading from the start", url, why, part)
@@ -174,7 +168,7 @@ def download(
 
 
 def _fetch_part(url: str, dest: Path, part: Path, have: int, size: int | None, timeout: float, progress: bool,
-                max_bytes: int | None) -> None:
+                max_bytes: int | None, refuse_html: bool = False) -> None:
     """Append the rest of ``url`` to ``part`` (which holds ``have`` bytes); ``_Restart`` when it cannot continue."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
@@ -195,6 +189,9 @@ def _fetch_part(url: str, dest: Path, part: Path, have: int, size: int | None, t
             f"hand and place it at {dest}"
         ) from None
     with response:
+        if refuse_html and "text/html" in (response.headers.get("Content-Type") or ""):
+            raise DownloadError(f"{url} answered with a web page, not the file {dest.name} (a sign-in, quota or "
+                                "error page)")
         length = response.headers.get("Content-Length")
         length = int(length) if length is not None and length.isdigit() else None
         if response.status == 206:

@@ -7,7 +7,8 @@ as in the authors' code (OptimusPrimus/salsa ``models/audio/atst.py`` + ``experi
 ``forward_audio``) every snippet is completed to 10 s with silence, the transformer attends over all 250
 tokens of a snippet (``mask_padding: false``) and the clip embedding is the mean over all valid frame tokens
 of all snippets (``pool: token``). Seed 000 trains it at its own lower learning rate and warps frequencies;
-the authors' wrapper computes the warp and discards it, so the paper preset sets ``freq_warp: 0``.
+the authors' wrapper computes the warp and discards it, so ``freq_warp`` defaults to 0 (``FREQ_WARP``), as the
+paper preset sets it.
 The module names mirror ATST-SED's ``FrameAST`` so the checkpoint loads strictly
 (``tests/fixtures/atst_frame_keys.json`` lists the reference keys and shapes).
 
@@ -34,6 +35,10 @@ from salsa2.model.encoders.base import AudioEncoder, SnippetEncoder, lengths_to_
 from salsa2.audio.frontends import FrontendConfig
 
 DB_MIN, DB_MAX = -79.6482, 50.6842  # ATST's MinMax scaler constants
+# Defaults of the authors' pipeline, shared by FrameAST and the atst_frame builder.
+DROP_PATH = 0.0
+FREQ_WARP = 0.0  # the authors' wrapper computes the warp and discards it: no warping
+MASK_PADDING = False  # the reference attends over the silent tokens of a snippet
 
 
 class Attention(nn.Module):
@@ -116,8 +121,8 @@ class FrameAST(AudioEncoder):
     """ATST-Frame backbone for one snippet of at most ``max_frames`` frames -> (B, T/4, 768) frame tokens."""
 
     def __init__(self, frontend: FrontendConfig, dim: int = 768, depth: int = 12, heads: int = 12,
-                 patch_frames: int = 4, max_frames: int = 1001, drop_path: float = 0.0,
-                 freq_warp: float = 0.0, mask_padding: bool = False) -> None:
+                 patch_frames: int = 4, max_frames: int = 1001, drop_path: float = DROP_PATH,
+                 freq_warp: float = FREQ_WARP, mask_padding: bool = MASK_PADDING) -> None:
         super().__init__()
         self.mask_padding = mask_padding
         self.frontend = frontend
@@ -197,11 +202,13 @@ def atst_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @AUDIO_ENCODERS.register("atst_frame")
 def build_atst_frame(frontend: FrontendConfig, weights: str = "pretrained", snippet_seconds: float = 10.0,
-                     drop_path: float = 0.0, freq_warp: float = 0.1, mask_padding: bool = False,
+                     drop_path: float = DROP_PATH, freq_warp: float = FREQ_WARP, mask_padding: bool = MASK_PADDING,
                      pool: str = "token") -> AudioEncoder:
-    """ATST-Frame with the ``atst_as2M`` weights on 10 s snippets completed with silence; frequency warping
-    ``freq_warp`` in training; ``mask_padding``: mask silent tokens out of the attention (the reference attends
-    over them); ``pool``: ``token`` (all valid tokens, the authors') or ``snippet`` (equal weight per snippet)."""
+    """ATST-Frame with the ``atst_as2M`` weights on 10 s snippets completed with silence.
+
+    ``freq_warp``: frequency warping in training (none by default, as the authors' pipeline); ``mask_padding``: mask
+    silent tokens out of the attention (the reference attends over them); ``pool``: ``token`` (all valid tokens, the
+    authors') or ``snippet`` (equal weight per snippet)."""
     backbone = FrameAST(frontend, drop_path=drop_path, freq_warp=freq_warp, mask_padding=mask_padding)
     path = pretrained.resolve(weights, "atst_as2M")
     if path is not None:

@@ -27,6 +27,10 @@ from salsa2.model.encoders import AUDIO_ENCODERS
 from salsa2.model.encoders.base import AudioEncoder, SnippetEncoder, lengths_to_mask
 from salsa2.audio.frontends import FrontendConfig
 
+# Defaults shared by MobileNetV3 and the mn40_as_ext builder (the authors' wrapper).
+CLASSIFIER = False  # the AudioSet head is unused for retrieval
+POOL_SILENCE = True  # each snippet's global average pool covers its silent padding
+
 # MobileNetV3-Large (Howard et al. 2019, Table 1) at width 1: in, kernel, expanded, out, SE, hard-swish, stride.
 MOBILENET_V3_LARGE = (
     (16, 3, 16, 16, False, False, 1),
@@ -119,10 +123,13 @@ class MobileNetV3(AudioEncoder):
         width: channel multiplier (4.0 for mn40).
         classifier: also build the AudioSet MLP head (``classifier.2``, ``classifier.5``), unused for retrieval;
             checkpoints load with or without it.
+        num_classes: outputs of that head.
+        pool_silence: the pooling mask covers every token (the checkpoint's global pool over the padded input);
+            false: only the tokens a valid frame reaches.
     """
 
-    def __init__(self, frontend: FrontendConfig, width: float = 4.0, classifier: bool = False,
-                 num_classes: int = 527, pool_silence: bool = False) -> None:
+    def __init__(self, frontend: FrontendConfig, width: float = 4.0, classifier: bool = CLASSIFIER,
+                 num_classes: int = 527, pool_silence: bool = POOL_SILENCE) -> None:
         super().__init__()
         self.frontend = frontend
         self.pool_silence = pool_silence
@@ -178,8 +185,8 @@ class MobileNetV3(AudioEncoder):
 
 
 @AUDIO_ENCODERS.register("mn40_as_ext")
-def build_mn40_as_ext(frontend: FrontendConfig, weights: str = "pretrained", classifier: bool = False,
-                      snippet_seconds: float = 10.0, pool_silence: bool = True) -> AudioEncoder:
+def build_mn40_as_ext(frontend: FrontendConfig, weights: str = "pretrained", classifier: bool = CLASSIFIER,
+                      snippet_seconds: float = 10.0, pool_silence: bool = POOL_SILENCE) -> AudioEncoder:
     """MobileNetV3 width 4.0 with the ``mn40_as_ext`` AudioSet weights (``weights``: pretrained | none | file)
     on ``snippet_seconds`` snippets completed with silence, snippet embeddings averaged (the authors' wrapper);
     ``pool_silence``: each snippet's mean covers its silent padding too (the checkpoint's global pool)."""

@@ -1,8 +1,8 @@
 """A frozen text encoder that loads its weights only when text is actually encoded.
 
 With ``text.trainable_layers: 0`` training, validation, similarities and evaluation read the cached caption
-features (stage text_features); loading MiniLM there costs seconds per process and, registered as a
-submodule, would put its weights into every resume file (issue 16). ``LazyTextEncoder`` stands in for the
+features (stage text_features); loading MiniLM there would slow every process down and, registered as a
+submodule, would put its weights into every resume file. ``LazyTextEncoder`` stands in for the
 frozen encoder: it has no parameters until ``encode``/``forward``/``tokenize``/``tokenizer`` is used (free-text
 queries, token masking), then builds the real one (``salsa2.model.encoders.text``) on the model's device.
 """

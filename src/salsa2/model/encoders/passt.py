@@ -71,10 +71,12 @@ def passt_module():
 
 
 class PaSST(AudioEncoder):
-    """One <= 10 s snippet (B, 128, T <= 1000) -> (B, 1, 768) embedding token or (B, T/16, 768) frame tokens."""
+    """One <= 10 s snippet (B, 128, T <= 1000) -> (B, 1, 768) embedding token or (B, T/16, 768) frame tokens.
 
-    def __init__(self, frontend: FrontendConfig, arch: str = "passt_s_p16_s16_128_ap468", patchout_f: int = 2,
-                 patchout_t: int = 15, input_frames: int = 1000, output: str = "embedding") -> None:
+    Built by ``build_passt``, whose arguments and defaults these are (``input_frames``: frames of one snippet)."""
+
+    def __init__(self, frontend: FrontendConfig, arch: str, patchout_f: int, patchout_t: int, input_frames: int,
+                 output: str) -> None:
         super().__init__()
         if output not in ("embedding", "frames"):
             raise ValueError(f"output must be 'embedding' or 'frames', got {output!r}")

@@ -8,8 +8,8 @@ the input frames.
 - ``small_mobilenet1d``: the same blocks as 1D convolutions over time with the mel bins as input channels
   (time-channel separable); several times faster on a CPU for equal quality, the demo's default. With
   ``channels_last=True`` the same convolutions run as 2D ones of height 1 in channels-last memory format
-  (identical weights up to a unit axis, ~1.15x faster steps on a CPU; issue 16); such a model also loads
-  the weights of one built without it.
+  (identical weights up to a unit axis, faster steps on a CPU); such a model also loads the weights of one
+  built without it.
 
 Padding never reaches a valid output: every convolution wider than one frame reads zeros past the clip's
 end (the input of each such convolution is re-masked) and squeeze-excitation averages over valid frames
@@ -26,6 +26,13 @@ from torch import nn
 from salsa2.model.encoders import AUDIO_ENCODERS
 from salsa2.model.encoders.base import AudioEncoder, lengths_to_mask
 from salsa2.audio.frontends import FrontendConfig
+
+
+# Defaults shared by SmallMobileNet and its builders.
+WIDTH = 1.0
+OUT_DIM = 256
+KERNEL = {2: 3, 1: 5}  # convolution kernel of each variant (``dims``)
+CHANNELS_LAST = False
 
 
 def conv_ops(dims: int, flat: bool = False) -> tuple:
@@ -120,6 +127,7 @@ class SmallMobileNet(AudioEncoder):
     ``dims=2``: convolutions over (frequency, time) on a one-channel spectrogram, frequency averaged at the
     end. ``dims=1``: convolutions over time with the mel bins as input channels; ``channels_last`` runs them
     as height-1 2D convolutions in channels-last memory format (same function, same weights up to a unit axis).
+    ``kernel``: the convolutions' kernel (None: the variant's, ``KERNEL[dims]``).
     """
 
     # (stem channels, ((out channels, expansion, stride) per block)) for each variant. In 2D the channels stay
@@ -129,11 +137,12 @@ class SmallMobileNet(AudioEncoder):
         1: (96, ((96, 2, 2), (128, 2, 1), (160, 2, 2), (160, 2, 1), (256, 2, 2))),
     }
 
-    def __init__(self, frontend: FrontendConfig, dims: int = 2, width: float = 1.0, out_dim: int = 256,
-                 kernel: int = 3, channels_last: bool = False) -> None:
+    def __init__(self, frontend: FrontendConfig, dims: int = 2, width: float = WIDTH, out_dim: int = OUT_DIM,
+                 kernel: int | None = None, channels_last: bool = CHANNELS_LAST) -> None:
         super().__init__()
         if channels_last and dims != 1:
             raise ValueError("channels_last applies to the 1D variant (small_mobilenet1d)")
+        kernel = KERNEL[dims] if kernel is None else kernel
         self.frontend = frontend
         self.out_dim = out_dim
         self.dims = dims
@@ -179,11 +188,11 @@ class SmallMobileNet(AudioEncoder):
 
 
 @AUDIO_ENCODERS.register("small_mobilenet2d")
-def build_small_mobilenet2d(frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256) -> AudioEncoder:
+def build_small_mobilenet2d(frontend: FrontendConfig, width: float = WIDTH, out_dim: int = OUT_DIM) -> AudioEncoder:
     return SmallMobileNet(frontend, dims=2, width=width, out_dim=out_dim)
 
 
 @AUDIO_ENCODERS.register("small_mobilenet1d")
-def build_small_mobilenet1d(frontend: FrontendConfig, width: float = 1.0, out_dim: int = 256,
-                            kernel: int = 5, channels_last: bool = False) -> AudioEncoder:
+def build_small_mobilenet1d(frontend: FrontendConfig, width: float = WIDTH, out_dim: int = OUT_DIM,
+                            kernel: int = KERNEL[1], channels_last: bool = CHANNELS_LAST) -> AudioEncoder:
     return SmallMobileNet(frontend, dims=1, width=width, out_dim=out_dim, kernel=kernel, channels_last=channels_last)

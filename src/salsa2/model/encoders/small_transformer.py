@@ -16,18 +16,13 @@ from salsa2.audio.frontends import FrontendConfig
 
 
 class FrameTransformer(AudioEncoder):
+    """Built by ``build_small_transformer``, whose arguments and defaults these are (``max_frames``: frames of one
+    snippet)."""
+
     padding_is_masked = True  # padded tokens are masked keys; patch, FFN and norms work per token
 
-    def __init__(
-        self,
-        frontend: FrontendConfig,
-        dim: int = 128,
-        depth: int = 2,
-        heads: int = 4,
-        stack: int = 8,
-        max_frames: int = 1000,
-        dropout: float = 0.1,
-    ) -> None:
+    def __init__(self, frontend: FrontendConfig, dim: int, depth: int, heads: int, stack: int, max_frames: int,
+                 dropout: float) -> None:
         super().__init__()
         self.frontend = frontend
         self.out_dim = dim
@@ -70,7 +65,9 @@ def build_small_transformer(
     snippet_seconds: float = 10.0,
     dropout: float = 0.1,
 ) -> AudioEncoder:
-    """``dropout`` inside the transformer layers (the demo sets 0: 49 s faster, same quality; issue 16)."""
+    """``dim``-wide tokens of ``stack`` frames each, ``depth`` layers of ``heads`` heads, positions for
+    ``snippet_seconds`` (longer inputs are cut into snippets); ``dropout`` inside the transformer layers (the demo
+    sets 0: faster, same quality)."""
     frames = int(round(snippet_seconds * frontend.frames_per_second))
     backbone = FrameTransformer(frontend, dim=dim, depth=depth, heads=heads, stack=stack, max_frames=frames,
                                 dropout=dropout)

@@ -28,6 +28,11 @@ from salsa2.model.encoders import TEXT_ENCODERS
 from salsa2.utils.errors import UserError
 
 
+# Defaults shared by HFTextEncoder and every builder below.
+MAX_LENGTH = 32  # tokens per caption (Primus et al. 2024 truncates captions to 32 tokens)
+TRAINABLE_LAYERS = -1  # all weights train
+
+
 class TextModelUnavailable(UserError, RuntimeError):
     pass
 
@@ -38,7 +43,7 @@ def _load_hf(name_or_path: str, encoder_only: bool = False, **model_kwargs):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
 
-    if encoder_only:  # the T5 module pulls in generation code: imported only for T5 (0.5 s otherwise)
+    if encoder_only:  # the T5 module pulls in generation code: imported only for T5
         from transformers import T5EncoderModel as AutoModel  # noqa: N814
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -66,8 +71,9 @@ class HFTextEncoder(nn.Module):
             authors drop it (``add_pooling_layer=False``, OptimusPrimus/salsa ``sentence_embedding_models.py``).
     """
 
-    def __init__(self, name_or_path: str, pooling: str = "mean", max_length: int = 32, trainable_layers: int = -1,
-                 encoder_only: bool = False, dropout: float | None = None, pooler: bool = True):
+    def __init__(self, name_or_path: str, pooling: str = "mean", max_length: int = MAX_LENGTH,
+                 trainable_layers: int = TRAINABLE_LAYERS, encoder_only: bool = False, dropout: float | None = None,
+                 pooler: bool = True):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
@@ -129,7 +135,7 @@ def minilm_path() -> str:
 
 
 @TEXT_ENCODERS.register("minilm")
-def build_minilm(max_length: int = 32, trainable_layers: int = -1, pooling: str = "mean",
+def build_minilm(max_length: int = MAX_LENGTH, trainable_layers: int = TRAINABLE_LAYERS, pooling: str = "mean",
                  dropout: float | None = None) -> HFTextEncoder:
     """all-MiniLM-L6-v2 (384-d Sentence-BERT), offline from its PyPI package; mean pooling as trained."""
     return HFTextEncoder(minilm_path(), pooling=pooling, max_length=max_length, trainable_layers=trainable_layers,
@@ -137,7 +143,7 @@ def build_minilm(max_length: int = 32, trainable_layers: int = -1, pooling: str 
 
 
 @TEXT_ENCODERS.register("roberta-large")
-def build_roberta_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls",
+def build_roberta_large(max_length: int = MAX_LENGTH, trainable_layers: int = TRAINABLE_LAYERS, pooling: str = "cls",
                         dropout: float | None = 0.2) -> HFTextEncoder:
     """RoBERTa-large (Primus et al. 2024, 4.2.2), the paper's text encoder; first-token (<s>) pooling.
 
@@ -149,7 +155,7 @@ def build_roberta_large(max_length: int = 32, trainable_layers: int = -1, poolin
 
 
 @TEXT_ENCODERS.register("bert-large")
-def build_bert_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls",
+def build_bert_large(max_length: int = MAX_LENGTH, trainable_layers: int = TRAINABLE_LAYERS, pooling: str = "cls",
                      dropout: float | None = None) -> HFTextEncoder:
     """BERT-large uncased (Munakata et al. 2024); first-token ([CLS]) pooling; no pooler (unused)."""
     return HFTextEncoder("bert-large-uncased", pooling=pooling, max_length=max_length,
@@ -157,7 +163,8 @@ def build_bert_large(max_length: int = 32, trainable_layers: int = -1, pooling: 
 
 
 @TEXT_ENCODERS.register("t5-large")
-def build_t5_large(max_length: int = 32, trainable_layers: int = -1, pooling: str = "mean") -> HFTextEncoder:
+def build_t5_large(max_length: int = MAX_LENGTH, trainable_layers: int = TRAINABLE_LAYERS,
+                   pooling: str = "mean") -> HFTextEncoder:
     """The encoder of T5-large (Munakata et al. 2024); mean pooling over non-padding tokens (T5 has no [CLS])."""
     return HFTextEncoder("google-t5/t5-large", pooling=pooling, max_length=max_length,
                          trainable_layers=trainable_layers, encoder_only=True)
