@@ -5,6 +5,7 @@ Multi-GPU: ``stage1.nproc`` / ``stage2.nproc`` N > 1 re-executes this script wit
 ``dvc repro`` and ``dvc exp run`` train on N GPUs (gloo processes on CPU); rank 0 logs.
 """
 
+import argparse
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from salsa2.distill.teachers import targets_path
 from salsa2.training.stages import train_stage1, train_stage2
 
 
-def arguments():
+def arguments() -> argparse.Namespace:
     """``1 <encoder> ...`` or ``2 <encoder> ...``: the stage, the encoder and the paths it reads and writes."""
     cli = parser(__doc__)
     stages = cli.add_subparsers(dest="stage", required=True, metavar="{1,2}")
