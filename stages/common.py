@@ -1,7 +1,8 @@
-"""Shared by the stage scripts: params loading, logging set-up and the dvclive logger."""
+"""Shared by the stage scripts: their argument parser, params loading, logging set-up and the dvclive logger."""
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import gc
 import logging
@@ -20,6 +21,12 @@ PARAMS = "params.yaml"  # the file dvc.yaml declares; no override (dvc.lock must
 # torch.optim loads): about a second per training stage. Outputs are written and closed by then, so the stages freeze
 # those objects out of it (registered first, so it runs after every other exit handler).
 atexit.register(gc.freeze)
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The parser of a stage script. Every path a stage reads or writes is a required argument that dvc.yaml's
+    ``cmd`` names next to the stage's deps and outs; none has a default, so the script cannot diverge from it."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def fail(message: str) -> NoReturn:

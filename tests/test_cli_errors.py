@@ -162,7 +162,9 @@ def test_stage_user_error_is_one_line_exit_2(tmp_path):
     (tmp_path / "params.yaml").write_text("data:\n  datasets:\n    - name: folder\n      args: {root: nowhere}\n")
     env = {**os.environ, "SALSA2_PARAMS": str(tmp_path / "params.yaml"), "PYTHONPATH": str(REPO / "src")}
     env.pop("SALSA2_VERBOSE", None)
-    out = subprocess.run([sys.executable, str(REPO / "stages" / "prepare.py")], cwd=tmp_path, env=env,
+    paths = ["--raw", "data/raw", "--unpacked", "data/unpacked", "--prepared", "data/prepared", "--pretrain",
+             "data/pretrain", "--judgements", "data/judgements.csv"]
+    out = subprocess.run([sys.executable, str(REPO / "stages" / "prepare.py"), *paths], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: nowhere/captions.csv: caption file not found")

@@ -66,7 +66,7 @@ def test_prepare_reads_a_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)
     pack(_library(tmp_path / "fetched"), "data/raw/lib", shard_bytes=20_000)
     rejects = prepare([{"name": "folder", "raw": "lib", "args": {"captions": "captions.csv", "name": "lib"}}],
-                      "data/prepared")
+                      "data/prepared", raw_root="data/raw", unpacked_root="data/unpacked")
     assert len(rejects) == 0
     import pandas as pd
 

@@ -3,8 +3,10 @@ headline metrics and best-epoch dvclive summaries."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,8 +75,9 @@ def test_features_stage_exits_2_when_too_many_clips_are_rejected(tmp_path: Path)
                              "text": "x", "raw_text": "x"})
     for folder in ("data/prepared", "data/pretrain"):
         write_tables(tmp_path / folder, audio, captions)
-    proc = subprocess.run([sys.executable, "stages/features.py", "mel64"], cwd=tmp_path, capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "stages/features.py", "mel64", "--data", "data/prepared", "data/pretrain",
+                           "--raw", "data/raw", "--unpacked", "data/unpacked", "--out", "data/features/mel64"],
+                          cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert "2 of 2 clips rejected" in last and "data/features/mel64/rejects.csv" in last
@@ -128,3 +131,15 @@ def test_no_cached_output_is_tracked_by_git() -> None:
         else:
             bad += [f for f in tracked if f == out or f.startswith(out.rstrip("/") + "/")]
     assert not bad, f"git tracks files inside DVC outputs: {bad}; `git rm --cached` them"
+
+
+def test_stage_scripts_name_no_paths() -> None:
+    """What a stage reads and writes is named once, as an argument on its dvc.yaml cmd: no script holds a path of
+    the pipeline (data/, models/, reports/) that could drift from dvc.yaml's deps and outs."""
+    found = []
+    for script in sorted((REPO / "stages").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    re.search(r"\b(data|models|reports)/", node.value):
+                found.append(f"{script.name}:{node.lineno}: {node.value[:60]!r}")
+    assert not found, f"paths in stage scripts (pass them on the dvc.yaml cmd): {found}"

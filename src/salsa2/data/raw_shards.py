@@ -77,7 +77,7 @@ def unpack(shards_dir: str | Path, dest: str | Path) -> Path:
     return dest
 
 
-def unpack_all(downloads: dict | None, raw_root: str | Path = "data/raw",
-               unpacked_root: str | Path = "data/unpacked") -> dict[str, Path]:
-    """``unpack`` every dataset of params ``downloads`` (name -> {dataset, args}); name -> folder."""
+def unpack_all(downloads: dict | None, raw_root: str | Path, unpacked_root: str | Path) -> dict[str, Path]:
+    """``unpack`` every dataset of params ``downloads`` (name -> {dataset, args}) from ``raw_root/<name>`` to
+    ``unpacked_root/<name>``; name -> folder."""
     return {name: unpack(Path(raw_root) / name, Path(unpacked_root) / name) for name in (downloads or {})}
