@@ -1,7 +1,7 @@
 """Resumable training: a checkpoint of the whole training state after every epoch, outside DVC's outputs.
 
 ``dvc repro`` deletes a stage's declared outputs before it runs, so the resume state lives in a scratch
-directory that no stage declares (``SALSA2_RESUME_DIR``, default ``~/.cache/salsa2/training/resume``). It is keyed by
+directory that no stage declares (``SALSA2_RESUME_DIR``, default ``~/.cache/salsa2/resume``). It is keyed by
 a hash of everything that defines the run (the params, the stage and encoder names, the training data's size,
 the contents of its input files and of the salsa2 package's source, so a state saved by other code is never
 continued), never by where the run writes: a ``dvc exp run --temp`` or queued run
