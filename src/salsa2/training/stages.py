@@ -80,7 +80,7 @@ def supervised_loss(params: Params):
 
 
 def caption_relevance(params: Params, train: RetrievalData, text_features: str | Path | None) -> CaptionRelevance:
-    """Seed 001 relevances of the training captions, from the cached Sentence-BERT (frozen text) features."""
+    """Xie et al. 2024 relevances of the training captions, from the cached Sentence-BERT (frozen text) features."""
     if text_features is None:
         raise ValueError("ListNet relevances need the cached caption embeddings (stage text_features)")
     store = TextFeatureStore(text_features)

@@ -2,11 +2,12 @@
 
 A 12-layer ViT-Base (768-d, 12 heads, no qkv bias, LayerNorm eps 1e-6) over the 64-bin 16 kHz mel
 spectrogram; each token is a 64 x 4 patch (all bins, four 10 ms frames), learned positional embeddings for
-250 tokens (10 s). Seed 002 (4.2.1) cuts longer inputs into non-overlapping 10 s snippets (``SnippetEncoder``);
+250 tokens (10 s). Primus et al. 2024 (sec. 4.2.1) cuts longer inputs into non-overlapping 10 s snippets
+(``SnippetEncoder``);
 as in the authors' code (OptimusPrimus/salsa ``models/audio/atst.py`` + ``experiments/ex_dcase24.py``
 ``forward_audio``) every snippet is completed to 10 s with silence, the transformer attends over all 250
 tokens of a snippet (``mask_padding: false``) and the clip embedding is the mean over all valid frame tokens
-of all snippets (``pool: token``). Seed 000 trains it at its own lower learning rate and warps frequencies;
+of all snippets (``pool: token``). Tymofieiev 2025 trains it at its own lower learning rate and warps frequencies;
 the authors' wrapper computes the warp and discards it, so ``freq_warp`` defaults to 0 (``FREQ_WARP``), as the
 paper preset sets it.
 The module names mirror ATST-SED's ``FrameAST`` so the checkpoint loads strictly
@@ -104,7 +105,7 @@ class PatchEmbed(nn.Module):
 
 
 def frequency_warp(spec: torch.Tensor, max_drop: float) -> torch.Tensor:
-    """Seed 000's frequency warping, as ATST's ``RandomResizeCrop(freq_scale=(1 - max_drop, 1))``: per example
+    """Tymofieiev 2025's frequency warping, as ATST's ``RandomResizeCrop(freq_scale=(1 - max_drop, 1))``: per example
     a band of ``h`` of F bins, h = floor(u F), u ~ U[1 - max_drop, 1], starting at a random bin
     (uniform in 0 .. F - h), stretched back to F bins (bicubic, align_corners). ``spec``: (B, F, T)."""
     b, f, t = spec.shape

@@ -61,7 +61,7 @@ def weighted_mean(tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 class SnippetEncoder(AudioEncoder):
     """Runs a fixed-context backbone on non-overlapping snippets and pools the snippet outputs.
 
-    Seed 002 (4.2.1): PaSST and ATST have positional encodings for at most 10 s, so inputs are cut into
+    Primus et al. 2024 (sec. 4.2.1): PaSST and ATST have positional encodings for at most 10 s, so inputs are cut into
     non-overlapping 10 s snippets whose embeddings are averaged; the authors' code (OptimusPrimus/salsa
     ``models/audio/base.py`` ``WindowedPrediction``) runs every encoder, MobileNet included, this way on
     waveforms zero-padded to whole snippets.

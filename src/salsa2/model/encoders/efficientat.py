@@ -1,6 +1,6 @@
 """EfficientAT MobileNetV3 (``mn40_as_ext``) on 10 s snippets, averaged as in the authors' code.
 
-Seed 002 (4.2.1) uses EfficientAT's MobileNetV3 of width 4.0 pre-trained on AudioSet ("MN"). The module
+Primus et al. 2024 (sec. 4.2.1) uses EfficientAT's MobileNetV3 of width 4.0 pre-trained on AudioSet ("MN"). The module
 tree mirrors the published checkpoint (``features.<i>.block.<j>...``, ``classifier.<k>...``) so its
 state_dict loads strictly; ``tests/fixtures/mn40_as_ext_keys.json`` lists the reference keys and shapes.
 

@@ -1,6 +1,6 @@
 """PaSST-S without patch overlap (``passt_s_p16_s16_128_ap468``), through the hear21passt package.
 
-Seed 002 (4.2.1): PaSST on 32 kHz audio, 128 Kaldi mel bins (frontend ``kaldi128``), 16 x 16 patches with
+Primus et al. 2024 (sec. 4.2.1): PaSST on 32 kHz audio, 128 Kaldi mel bins (frontend ``kaldi128``), 16 x 16 patches with
 stride 16 (8 frequency x 62 time patches for 10 s), structured patchout of 2 frequency rows and 15 time
 columns during training only, inputs cut into non-overlapping 10 s snippets whose embeddings are averaged.
 
