@@ -95,7 +95,7 @@ def bench_training(steps: int = 6, batch: int = 32, seconds: float = 10.0) -> No
 
 # ------------------------------------------------------------------------------------------------ targets
 def _write_member(path: Path, n: int, seed: int, chunk: int = 16384) -> None:
-    from salsa2.distill.targets import write_npz
+    from salsa2.utils.npz import write_npz
 
     rng = np.random.default_rng(seed)
 
