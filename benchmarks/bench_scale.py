@@ -166,7 +166,7 @@ def bench_targets(sizes: list[int], work: Path) -> None:
         load_s, block_med, block_mean, block_rss, block_anon, block_file = _in_fresh_process(_blocks, str(out), n)
         size_gb = out.stat().st_size / 1e9
         # the dense path: time a 256 x 20k block of the mean similarity, extrapolate to A x T
-        from salsa2.distill.targets import load_embeddings
+        from salsa2.distill.members import load_embeddings
 
         members = [load_embeddings(p) for p in paths]
         cols = min(n, 20_000)

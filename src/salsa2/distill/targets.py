@@ -13,20 +13,21 @@ Two storages of C-hat, chosen by ``stage2.targets`` (``resolve_mode``):
 - ``auto`` (default): dense up to ``DENSE_MAX_ENTRIES`` entries (100 MB), embeddings above.
 
 Both give the same blocks up to float32 rounding (tests/test_targets_streaming.py). Similarity dumps
-hold only ids and embeddings (O(N D)); nothing here forms an N x N matrix unless the dense mode asks.
+(``salsa2.distill.members``) hold only ids and embeddings (O(N D)); nothing here forms an N x N matrix unless the
+dense mode asks.
 All npz files are written uncompressed and read memory-mapped (``salsa2.utils.npz``), so a 400k x 1024
 member is paged in by the rows a batch touches, not loaded whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from salsa2.distill.members import MemberEmbeddings, load_embeddings
 from salsa2.utils.npz import open_npz, release_pages, write_npz
 
 if TYPE_CHECKING:  # torch only where a training run reads blocks: the ensemble stage stays torch-free
@@ -35,48 +36,6 @@ if TYPE_CHECKING:  # torch only where a training run reads blocks: the ensemble 
 TARGET_MODES = ("auto", "dense", "embeddings")
 DENSE_MAX_ENTRIES = 25_000_000  # auto: a dense C-hat of at most this many float32 entries (100 MB)
 CHUNK_ROWS = 16_384  # rows copied at a time when streaming embeddings between files
-
-
-# ------------------------------------------------------------------------------------ similarity dumps
-def save_similarities(
-    path: str | Path, audio_ids: list[str], caption_ids: list[str], audio_emb: np.ndarray, text_emb: np.ndarray,
-    similarity: np.ndarray | None = None,
-) -> None:
-    """One stage-1 model's train-set dump: row/column ids and the L2-normalised embeddings (O(N D), no matrix).
-
-    ``similarity`` (A, T) is stored as well only for models whose similarity is not a dot product of these
-    embeddings (text-aware pooling): the ensemble then reads it instead of ``audio_emb @ text_emb.T``.
-    """
-    if len(audio_emb) != len(audio_ids) or len(text_emb) != len(caption_ids):
-        raise ValueError(f"{path}: {len(audio_emb)} audio embeddings for {len(audio_ids)} ids, {len(text_emb)} "
-                         f"caption embeddings for {len(caption_ids)} ids")
-    with write_npz(path) as w:
-        w.add("audio_ids", np.array(audio_ids))
-        w.add("caption_ids", np.array(caption_ids))
-        w.add("audio_emb", np.asarray(audio_emb, np.float32))
-        w.add("text_emb", np.asarray(text_emb, np.float32))
-        if similarity is not None:
-            w.add("similarity", np.asarray(similarity, np.float32))
-
-
-@dataclass
-class MemberEmbeddings:
-    """One member's ids and (memory-mapped) embeddings."""
-
-    audio_ids: list[str]
-    caption_ids: list[str]
-    audio_emb: np.ndarray
-    text_emb: np.ndarray
-    similarity: np.ndarray | None = None  # only for text-aware pooling (see save_similarities)
-
-
-def load_embeddings(path: str | Path) -> MemberEmbeddings:
-    z = open_npz(path)
-    missing = [k for k in ("audio_ids", "caption_ids", "audio_emb", "text_emb") if k not in z]
-    if missing:
-        raise ValueError(f"{path}: no {missing} in this similarity dump; re-run `dvc repro similarities`")
-    return MemberEmbeddings(z["audio_ids"].tolist(), z["caption_ids"].tolist(), z["audio_emb"], z["text_emb"],
-                            z["similarity"] if "similarity" in z else None)
 
 
 def _rows(block: int, n: int) -> Iterator[slice]:
