@@ -149,7 +149,7 @@ def _in_fresh_process(target, *args):
 
 
 def bench_targets(sizes: list[int], work: Path) -> None:
-    from salsa2.distill.targets import mean_block
+    from salsa2.distill.ensemble import mean_block
 
     print(f"\n[2] soft targets from embeddings: N clips = N captions, D = {D}, M = {M}; "
           f"blocks of {BATCH} x {BATCH}")

@@ -6,8 +6,9 @@ similarities, once per distinct teacher set -> models/targets/<members joined by
 
 from common import setup_training
 
-from salsa2.distill.teachers import build_ensembles, teacher_sets
+from salsa2.distill.ensemble import teacher_sets
 from salsa2.distill.similarities import dump_similarities
+from salsa2.distill.targets import build_ensembles
 
 if __name__ == "__main__":
     params = setup_training()
