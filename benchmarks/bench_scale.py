@@ -95,7 +95,7 @@ def bench_training(steps: int = 6, batch: int = 32, seconds: float = 10.0) -> No
 
 # ------------------------------------------------------------------------------------------------ targets
 def _write_member(path: Path, n: int, seed: int, chunk: int = 16384) -> None:
-    from salsa2.distill.targets import write_npz
+    from salsa2.utils.npz import write_npz
 
     rng = np.random.default_rng(seed)
 
@@ -149,7 +149,7 @@ def _in_fresh_process(target, *args):
 
 
 def bench_targets(sizes: list[int], work: Path) -> None:
-    from salsa2.distill.targets import mean_block
+    from salsa2.distill.ensemble import mean_block
 
     print(f"\n[2] soft targets from embeddings: N clips = N captions, D = {D}, M = {M}; "
           f"blocks of {BATCH} x {BATCH}")
@@ -166,7 +166,7 @@ def bench_targets(sizes: list[int], work: Path) -> None:
         load_s, block_med, block_mean, block_rss, block_anon, block_file = _in_fresh_process(_blocks, str(out), n)
         size_gb = out.stat().st_size / 1e9
         # the dense path: time a 256 x 20k block of the mean similarity, extrapolate to A x T
-        from salsa2.distill.targets import load_embeddings
+        from salsa2.distill.members import load_embeddings
 
         members = [load_embeddings(p) for p in paths]
         cols = min(n, 20_000)

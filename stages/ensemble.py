@@ -7,8 +7,9 @@ from pathlib import Path
 
 from common import parser, setup_training
 
-from salsa2.distill.teachers import build_ensembles, teacher_sets
+from salsa2.distill.ensemble import teacher_sets
 from salsa2.distill.similarities import dump_similarities
+from salsa2.distill.targets import build_ensembles
 
 if __name__ == "__main__":
     cli = parser(__doc__)

@@ -121,7 +121,7 @@ def test_layout_keeps_stages_apart() -> None:
         assert not closure(script) & training, f"{script} imports {sorted(closure(script) & training)}"
 
 
-@pytest.mark.parametrize("script", ["demo", "prepare", "salsa2.distill.teachers"])
+@pytest.mark.parametrize("script", ["demo", "prepare", "salsa2.distill.ensemble"])
 def test_light_stages_do_not_import_torch(script: str) -> None:
     """Importing the stage script (its __main__ block does not run) leaves torch unloaded; so does the teacher-set
     logic that stage2 looks its targets up with."""

@@ -10,7 +10,7 @@ from salsa2.model.checkpoint import load_checkpoint
 from salsa2.features.splits import load_split
 from salsa2.evaluation.embed import similarity_matrix
 from salsa2.audio.frontends import FrontendConfig
-from salsa2.distill.teachers import build_ensemble
+from salsa2.distill.targets import build_ensemble
 from salsa2.evaluation.evaluate import evaluate
 from salsa2.distill.similarities import dump_similarities
 from salsa2.training.stages import train_stage1, train_stage2

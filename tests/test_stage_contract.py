@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from salsa2.config.params import TrainParams, load_params, training_params
-from salsa2.distill.teachers import targets_path, teacher_sets
+from salsa2.distill.ensemble import targets_path, teacher_sets
 from salsa2.evaluation.evaluate import write_headline
 from salsa2.data.tables import TooManyRejects, check_reject_share
 

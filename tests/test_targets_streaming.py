@@ -7,8 +7,10 @@ import pytest
 
 from salsa2.distill import targets
 from salsa2.evaluation.metrics import bidirectional_metrics, constant_scores, embedding_scores, mean_scores
-from salsa2.distill.targets import (TeacherTargets, build_targets, ensemble_similarities, load_embeddings, open_npz,
-                            resolve_mode, save_similarities)
+from salsa2.distill.ensemble import ensemble_similarities
+from salsa2.distill.members import load_embeddings, save_similarities
+from salsa2.distill.targets import TeacherTargets, build_targets, resolve_mode
+from salsa2.utils.npz import open_npz
 
 
 def _normed(rng, n, d):

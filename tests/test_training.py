@@ -8,7 +8,9 @@ from salsa2.model.checkpoint import load_checkpoint
 from salsa2.features.splits import load_split
 from salsa2.evaluation.embed import embed_split_audio, embed_captions
 from salsa2.evaluation.metrics import bidirectional_metrics
-from salsa2.distill.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
+from salsa2.distill.ensemble import ensemble_similarities
+from salsa2.distill.members import save_similarities
+from salsa2.distill.targets import TeacherTargets, save_targets
 from salsa2.features.text_cache import TextFeatureStore
 from salsa2.training.loop import lr_factor
 

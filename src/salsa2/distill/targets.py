@@ -1,10 +1,8 @@
-"""Estimated audio-caption correspondences (Primus et al. 2024, sec. 3), dense or from embeddings.
+"""C-hat files and their batch blocks (Primus et al. 2024, sec. 3): built once per teacher set, read by stage 2.
 
-Each stage-1 model m gives train-set embeddings a_m (A, D) and t_m (T, D), hence similarities
-``C^m = a_m t_m^T``; the ensemble is their mean ``C-hat_ij = 1/M sum_m C^m_ij``. Stage 2 turns the
-batch's block of C-hat into soft targets (softmax at tau in both directions, ``salsa2.training.losses.distill``).
-
-Two storages of C-hat, chosen by ``stage2.targets`` (``resolve_mode``):
+Stage 2 turns the batch's block of C-hat (``salsa2.distill.ensemble``) into soft targets (softmax at tau in both
+directions, ``salsa2.training.losses.distill``). Two storages of C-hat, chosen by ``stage2.targets``
+(``resolve_mode``):
 
 - ``dense``: the (A, T) float32 matrix itself; a batch block is a lookup. Fine for small data (the
   demo: 600 x 3000 entries), impossible at WavCaps scale (400k x 400k = 640 GB).
@@ -12,243 +10,36 @@ Two storages of C-hat, chosen by ``stage2.targets`` (``resolve_mode``):
   the fly as ``1/M sum_m a_m[rows] t_m[cols]^T`` (O(M N D) memory, as in the authors' code).
 - ``auto`` (default): dense up to ``DENSE_MAX_ENTRIES`` entries (100 MB), embeddings above.
 
-Both give the same blocks up to float32 rounding (tests/test_targets_streaming.py). Similarity dumps
-hold only ids and embeddings (O(N D)); nothing here forms an N x N matrix unless the dense mode asks.
-All npz files are written uncompressed and read memory-mapped (``open_npz``), so a 400k x 1024
-member is paged in by the rows a batch touches, not loaded whole.
+Both give the same blocks up to float32 rounding (tests/test_targets_streaming.py); nothing here forms an N x N
+matrix unless the dense mode asks. Files are uncompressed and read memory-mapped (``salsa2.utils.npz``), so a
+400k x 1024 member is paged in by the rows a batch touches, not loaded whole.
 """
 
 from __future__ import annotations
 
-import mmap
-import zipfile
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterator
 from pathlib import Path
-from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from numpy.lib import format as npy_format
 
-from salsa2.utils.fsutil import atomic_path
+from salsa2.config.params import Params
+from salsa2.distill.ensemble import (align_members, aligned_rows, ensemble_similarities, mean_block, row_slices,
+                                     teacher_members, teacher_sets)
+from salsa2.utils.npz import open_npz, release_pages, write_npz
 
 if TYPE_CHECKING:  # torch only where a training run reads blocks: the ensemble stage stays torch-free
     import torch
+
+log = logging.getLogger(__name__)
 
 TARGET_MODES = ("auto", "dense", "embeddings")
 DENSE_MAX_ENTRIES = 25_000_000  # auto: a dense C-hat of at most this many float32 entries (100 MB)
 CHUNK_ROWS = 16_384  # rows copied at a time when streaming embeddings between files
 
 
-# ------------------------------------------------------------------------------------- npz, streamed
-class NpzWriter:
-    """Writes an uncompressed ``.npz`` entry by entry; an entry may arrive in row chunks (never whole)."""
-
-    def __init__(self, zf: zipfile.ZipFile) -> None:
-        self.zf = zf
-
-    def add(self, name: str, array: np.ndarray) -> None:
-        array = np.asarray(array)
-        self.add_rows(name, array.shape, array.dtype, [array])
-
-    def add_rows(self, name: str, shape: tuple[int, ...], dtype: np.dtype, chunks: Iterable[np.ndarray]) -> None:
-        """Entry ``name`` of ``shape``/``dtype`` from C-ordered row chunks whose rows add up to ``shape[0]``."""
-        dtype = np.dtype(dtype)
-        header = {"descr": npy_format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
-        rows = 0
-        with self.zf.open(f"{name}.npy", "w", force_zip64=True) as f:
-            npy_format.write_array_header_2_0(f, header)
-            for chunk in chunks:
-                chunk = np.ascontiguousarray(chunk, dtype=dtype)
-                f.write(chunk.tobytes())
-                rows += chunk.shape[0] if chunk.ndim else 1
-        expected = shape[0] if shape else 1
-        if rows != expected:
-            raise ValueError(f"npz entry {name}: got {rows} rows, declared {expected}")
-
-
-class _AtomicNpz:
-    def __init__(self, path: str | Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> NpzWriter:
-        self._ctx = atomic_path(self.path)
-        tmp = self._ctx.__enter__()
-        self._zf = zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True)
-        return NpzWriter(self._zf)
-
-    def __exit__(self, *exc) -> None:
-        self._zf.close()
-        self._ctx.__exit__(*exc)
-
-
-def write_npz(path: str | Path) -> _AtomicNpz:
-    """``with write_npz(path) as w: w.add(...)``; the file appears whole on success, never half-written."""
-    return _AtomicNpz(path)
-
-
-def open_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an npz; uncompressed numeric entries come back as read-only memory maps."""
-    path = Path(path)
-    out: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
-        for info in zf.infolist():
-            name = info.filename.removesuffix(".npy")
-            if info.compress_type != zipfile.ZIP_STORED:
-                with zf.open(info) as f:
-                    out[name] = np.load(f, allow_pickle=False)
-                continue
-            raw.seek(info.header_offset)
-            local = raw.read(30)
-            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(
-                local[28:30], "little")
-            raw.seek(start)
-            version = npy_format.read_magic(raw)
-            read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
-            if version not in read_header:
-                raise ValueError(f"{path}: entry {name} has .npy format {version}; rewrite the file")
-            shape, fortran, dtype = read_header[version](raw)
-            if dtype.kind in "OV" or not shape or int(np.prod(shape)) == 0:
-                with zf.open(info) as f:
-                    out[name] = np.load(f, allow_pickle=False)
-            else:
-                out[name] = np.memmap(path, dtype=dtype, mode="r", offset=raw.tell(), shape=shape,
-                                      order="F" if fortran else "C")
-    return out
-
-
-def release_pages(array: np.ndarray) -> None:
-    """Unmap the pages a memory-mapped array has touched (they stay in the page cache; RSS drops)."""
-    base = getattr(array, "_mmap", None)
-    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        base.madvise(mmap.MADV_DONTNEED)
-
-
-# ------------------------------------------------------------------------------------ similarity dumps
-def save_similarities(
-    path: str | Path, audio_ids: list[str], caption_ids: list[str], audio_emb: np.ndarray, text_emb: np.ndarray,
-    similarity: np.ndarray | None = None,
-) -> None:
-    """One stage-1 model's train-set dump: row/column ids and the L2-normalised embeddings (O(N D), no matrix).
-
-    ``similarity`` (A, T) is stored as well only for models whose similarity is not a dot product of these
-    embeddings (text-aware pooling): the ensemble then reads it instead of ``audio_emb @ text_emb.T``.
-    """
-    if len(audio_emb) != len(audio_ids) or len(text_emb) != len(caption_ids):
-        raise ValueError(f"{path}: {len(audio_emb)} audio embeddings for {len(audio_ids)} ids, {len(text_emb)} "
-                         f"caption embeddings for {len(caption_ids)} ids")
-    with write_npz(path) as w:
-        w.add("audio_ids", np.array(audio_ids))
-        w.add("caption_ids", np.array(caption_ids))
-        w.add("audio_emb", np.asarray(audio_emb, np.float32))
-        w.add("text_emb", np.asarray(text_emb, np.float32))
-        if similarity is not None:
-            w.add("similarity", np.asarray(similarity, np.float32))
-
-
-@dataclass
-class MemberEmbeddings:
-    """One member's ids and (memory-mapped) embeddings."""
-
-    audio_ids: list[str]
-    caption_ids: list[str]
-    audio_emb: np.ndarray
-    text_emb: np.ndarray
-    similarity: np.ndarray | None = None  # only for text-aware pooling (see save_similarities)
-
-
-def load_embeddings(path: str | Path) -> MemberEmbeddings:
-    z = open_npz(path)
-    missing = [k for k in ("audio_ids", "caption_ids", "audio_emb", "text_emb") if k not in z]
-    if missing:
-        raise ValueError(f"{path}: no {missing} in this similarity dump; re-run `dvc repro similarities`")
-    return MemberEmbeddings(z["audio_ids"].tolist(), z["caption_ids"].tolist(), z["audio_emb"], z["text_emb"],
-                            z["similarity"] if "similarity" in z else None)
-
-
-def _rows(block: int, n: int) -> Iterator[slice]:
-    for s in range(0, n, block):
-        yield slice(s, min(n, s + block))
-
-
-def mean_block(audio: list[np.ndarray], text: list[np.ndarray], rows, cols) -> np.ndarray:
-    """``1/M sum_m audio[m][rows] @ text[m][cols].T`` in float32: one block of C-hat from embeddings."""
-    total = None
-    for a, t in zip(audio, text):
-        part = np.asarray(a[rows], np.float32) @ np.asarray(t[cols], np.float32).T
-        total = part if total is None else total + part
-    assert total is not None, "mean over zero members"
-    return total / np.float32(len(audio))
-
-
-def dense_similarity(audio: list[np.ndarray], text: list[np.ndarray], block: int = 2048) -> np.ndarray:
-    """The whole (A, T) C-hat, filled ``block`` rows at a time (only the output is A x T)."""
-    out = np.empty((audio[0].shape[0], text[0].shape[0]), np.float32)
-    for rows in _rows(block, out.shape[0]):
-        out[rows] = mean_block(audio, text, rows, slice(None))
-    return out
-
-
-
-def load_similarities(path: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
-    """The dense (A, T) similarity of a dump (computed blockwise from its embeddings) and its ids."""
-    m = load_embeddings(path)
-    return dense_similarity([m.audio_emb], [m.text_emb]), m.audio_ids, m.caption_ids
-
-
-def _aligned(paths: list[str | Path]) -> tuple[list[str], list[str], list[tuple[MemberEmbeddings, np.ndarray | None,
-                                                                                np.ndarray | None]]]:
-    """The members, with row/column permutations onto the first member's id order (None: same order)."""
-    if not paths:
-        raise ValueError("the ensemble needs at least one member")
-    first = load_embeddings(paths[0])
-    audio_ids, caption_ids = first.audio_ids, first.caption_ids
-    members: list[tuple[MemberEmbeddings, np.ndarray | None, np.ndarray | None]] = [(first, None, None)]
-    for p in paths[1:]:
-        m = load_embeddings(p)
-        if set(m.audio_ids) != set(audio_ids) or set(m.caption_ids) != set(caption_ids):
-            raise ValueError(f"{p}: its clips/captions differ from {paths[0]}'s; rebuild both from the same data")
-        a_perm = c_perm = None
-        if m.audio_ids != audio_ids:
-            pos = {a: i for i, a in enumerate(m.audio_ids)}
-            a_perm = np.array([pos[a] for a in audio_ids])
-        if m.caption_ids != caption_ids:
-            pos = {c: i for i, c in enumerate(m.caption_ids)}
-            c_perm = np.array([pos[c] for c in caption_ids])
-        members.append((m, a_perm, c_perm))
-    return audio_ids, caption_ids, members
-
-
-def _take(array: np.ndarray, perm: np.ndarray | None, rows: slice) -> np.ndarray:
-    return np.asarray(array[rows] if perm is None else array[perm[rows]], np.float32)
-
-
-def _chunks(array: np.ndarray, perm: np.ndarray | None) -> Iterator[np.ndarray]:
-    """``array`` (reordered by ``perm``) in CHUNK_ROWS-row copies, releasing the mapped pages after each."""
-    for rows in _rows(CHUNK_ROWS, array.shape[0]):
-        chunk = np.array(_take(array, perm, rows))
-        release_pages(array)
-        yield chunk
-
-
-def ensemble_similarities(paths: list[str | Path], block: int = 2048) -> tuple[np.ndarray, list[str], list[str]]:
-    """Dense C-hat = mean of the members' similarities, aligned by ids (members may order rows differently)."""
-    audio_ids, caption_ids, members = _aligned(paths)
-    out = np.zeros((len(audio_ids), len(caption_ids)), np.float32)
-    by_product = [(m, a, c) for m, a, c in members if m.similarity is None]
-    texts = [_take(m.text_emb, c, slice(None)) for m, _, c in by_product]
-    for rows in _rows(block, len(audio_ids)):
-        if by_product:
-            out[rows] = mean_block([_take(m.audio_emb, a, rows) for m, a, _ in by_product], texts, slice(None),
-                                   slice(None)) * np.float32(len(by_product))
-        for m, a, c in members:
-            if m.similarity is not None:  # text-aware pooling: the stored matrix, reordered onto the id order
-                part = _take(m.similarity, a, rows)
-                out[rows] += part if c is None else part[:, c]
-    out /= np.float32(len(members))
-    return out, audio_ids, caption_ids
-
-
+# ------------------------------------------------------------------------------------------------ building
 def resolve_mode(mode: str, n_audio: int, n_captions: int) -> str:
     """``auto`` -> ``dense`` when the matrix has at most DENSE_MAX_ENTRIES entries, else ``embeddings``."""
     if mode not in TARGET_MODES:
@@ -269,13 +60,21 @@ def save_targets(path: str | Path, matrix: np.ndarray, audio_ids: list[str], cap
         w.add("members", np.array(members))
 
 
+def _chunks(array: np.ndarray, perm: np.ndarray | None) -> Iterator[np.ndarray]:
+    """``array`` (reordered by ``perm``) in CHUNK_ROWS-row copies, releasing the mapped pages after each."""
+    for rows in row_slices(CHUNK_ROWS, array.shape[0]):
+        chunk = np.array(aligned_rows(array, perm, rows))
+        release_pages(array)
+        yield chunk
+
+
 def build_targets(paths: list[str | Path], out_path: str | Path, members: list[str], mode: str = "auto") -> str:
     """C-hat of the dumps ``paths`` (one per member) -> ``out_path``; returns the storage used.
 
     ``embeddings``: each member's embeddings are copied in ``CHUNK_ROWS``-row chunks, reordered onto one
     id order, so peak memory is a chunk, not a member (and never A x T).
     """
-    audio_ids, caption_ids, aligned = _aligned(paths)
+    audio_ids, caption_ids, aligned = align_members(paths)
     kind = resolve_mode(mode, len(audio_ids), len(caption_ids))
     if any(m.similarity is not None for m, _, _ in aligned):
         if mode == "embeddings":
@@ -297,6 +96,26 @@ def build_targets(paths: list[str | Path], out_path: str | Path, members: list[s
     return kind
 
 
+def build_ensemble(params: Params, student: str, sims_dir: str | Path, out_path: str | Path) -> list[str]:
+    """C-hat for ``student``: the mean of its teachers' similarities, stored as ``stage2.targets`` says."""
+    members = teacher_members(params, student)
+    kind = build_targets([Path(sims_dir) / f"{m}.npz" for m in members], out_path, members, params.stage2.targets)
+    log.info("targets for %s: %s storage, M=%d", student, kind, len(members))
+    return members
+
+
+def build_ensembles(params: Params, sims_dir: str | Path, targets_dir: str | Path) -> dict[str, list[str]]:
+    """C-hat of every distinct teacher set into ``targets_dir`` (each computed once, however many students)."""
+    sets = teacher_sets(params)
+    Path(targets_dir).mkdir(parents=True, exist_ok=True)
+    for name, members in sets.items():
+        kind = build_targets([Path(sims_dir) / f"{m}.npz" for m in members], Path(targets_dir) / f"{name}.npz",
+                             members, params.stage2.targets)
+        log.info("targets %s: %s storage, M=%d", name, kind, len(members))
+    return sets
+
+
+# ---------------------------------------------------------------------------------------- blocks for training
 class TeacherTargets:
     """C-hat restricted to a batch: rows/columns looked up by the training data's clip and caption ids.
 
@@ -332,6 +151,8 @@ class TeacherTargets:
 
 
 class TargetProvider(Protocol):
+    """What the training loop asks for a batch: ``block(audio_idx, caption_idx)`` -> (A, T) targets."""
+
     def block(self, audio_idx: np.ndarray, caption_idx: np.ndarray) -> torch.Tensor: ...
 
 

@@ -13,7 +13,7 @@ from salsa2.model.checkpoint import copy_weights, save_checkpoint
 from salsa2.config.params import Params
 from salsa2.features.splits import RetrievalData, load_split
 from salsa2.training.distributed import current
-from salsa2.distill.teachers import teacher_members
+from salsa2.distill.ensemble import teacher_members
 from salsa2.audio.frontend_config import FrontendConfig
 from salsa2.training.losses import LOSSES
 from salsa2.training.losses.distill import BlendedDistill, MixedLoss
