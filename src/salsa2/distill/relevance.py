@@ -4,7 +4,7 @@ The relevance of audio ``y_j`` to caption ``x_i`` is read off the captions of ``
 ``g(x_i, y_j) = f(h(x_i, x_j))`` (eq. 1) with ``h`` the cosine similarity of Sentence-BERT caption
 embeddings and ``f`` the logistic fit of eq. 5, ``f(h) = 1 / (1 + exp(2.73 - 4.58 h))``.
 
-Seed 001 trains on caption-audio pairs, so ``x_j`` is the one caption paired with ``y_j`` in the batch. Here a
+Xie et al. 2024 train on caption-audio pairs, so ``x_j`` is the one caption paired with ``y_j`` in the batch. Here a
 batch may hold several captions of a clip (``layout: clips``) or one clip twice (``layout: pairs``); the
 reference captions of clip ``a`` are all its captions in the batch (the ``positives`` column set) and their
 similarities are reduced by ``max`` (default: the annotated pair keeps the top relevance ``f(1)``, as in
@@ -24,7 +24,7 @@ LOGISTIC_B = 4.58
 
 
 def logistic_relevance(h: torch.Tensor) -> torch.Tensor:
-    """Seed 001 eq. 5: g = 1 / (1 + exp(2.73 - 4.58 h)) for cosine similarities h in [-1, 1]."""
+    """Xie et al. 2024, eq. 5: g = 1 / (1 + exp(2.73 - 4.58 h)) for cosine similarities h in [-1, 1]."""
     return torch.sigmoid(LOGISTIC_B * h - LOGISTIC_A)
 
 
