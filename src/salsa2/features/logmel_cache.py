@@ -41,8 +41,8 @@ def build_cache(
     """Decode every clip of ``audio`` (columns audio_id, path), write its log-mel to shards in ``out_dir``.
 
     Clips that are corrupt, empty, silent, non-finite or shorter than ``min_duration`` are skipped and listed
-    in ``rejects.csv`` (each decoded in blocks: memory ~ one clip's float16 log-mel, times the few clips decoded
-    ahead); the directory appears atomically. Returns the rejects table.
+    in ``rejects.csv`` (each decoded in blocks; memory ~ the float16 log-mels of the few clips decoded ahead);
+    the directory appears atomically. Returns the rejects table.
     """
     root = Path(root)
     module = LogMel(cfg)
