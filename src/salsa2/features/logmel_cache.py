@@ -11,21 +11,21 @@ Layout of a cache directory::
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from salsa2.audio.decode import AudioReadError
+from salsa2.audio.decode_pool import DecodePool
 from salsa2.audio.frontends import FrontendConfig, LogMel
 from salsa2.utils.fsutil import atomic_dir, read_json, write_json
 from salsa2.audio.logmel_stream import load_logmel
 from salsa2.data.tables import read_tables
 
 SHARD_BYTES = 128 * 2**20
+AHEAD_PER_WORKER = 4  # clips decoded ahead of the shard writer, per worker
+REJECT_COLUMNS = ["audio_id", "path", "reason", "detail"]
 
 
 def build_cache(
@@ -41,61 +41,65 @@ def build_cache(
     """Decode every clip of ``audio`` (columns audio_id, path), write its log-mel to shards in ``out_dir``.
 
     Clips that are corrupt, empty, silent, non-finite or shorter than ``min_duration`` are skipped and listed
-    in ``rejects.csv`` (each decoded in blocks: memory ~ one clip's float16 log-mel); the directory appears
-    atomically. Returns the rejects table.
+    in ``rejects.csv`` (each decoded in blocks; memory ~ the float16 log-mels of the few clips decoded ahead);
+    the directory appears atomically. Returns the rejects table.
     """
     root = Path(root)
     module = LogMel(cfg)
-    rejects: list[dict] = []
-    index_rows: list[dict] = []
 
-    def load(row: tuple[str, str]) -> tuple[str, str, np.ndarray | AudioReadError]:
-        audio_id, path = row
-        try:
-            mel, _ = load_logmel(root / path, cfg, module, min_duration=min_duration, dtype=np.float16)
-            return audio_id, path, mel
-        except AudioReadError as err:
-            return audio_id, path, err
+    def load(clip: tuple[str, str]) -> np.ndarray:
+        return load_logmel(root / clip[1], cfg, module, min_duration=min_duration, dtype=np.float16)[0]
 
+    clips = zip(audio["audio_id"].tolist(), audio["path"].tolist())
     with atomic_dir(out_dir) as tmp:
-        pending: list[np.ndarray] = []
-        pending_bytes = 0
-        shard = 0
-
-        def flush() -> None:
-            nonlocal pending, pending_bytes, shard
-            if pending:
-                np.save(tmp / f"shard-{shard:05d}.npy", np.concatenate(pending, axis=1))
-                shard += 1
-                pending, pending_bytes = [], 0
-
-        offset = 0
-        rows: Iterable = zip(audio["audio_id"].tolist(), audio["path"].tolist())
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for audio_id, path, result in tqdm(
-                pool.map(load, rows), total=len(audio), desc=f"log-mel {cfg.key()}", unit="clip"
-            ):
-                if isinstance(result, AudioReadError):
-                    rejects.append({"audio_id": audio_id, "path": path, "reason": result.reason,
-                                    "detail": result.detail})
-                    continue
-                if not pending:
-                    offset = 0
-                frames = result.shape[1]
-                index_rows.append({"audio_id": audio_id, "shard": shard, "start": offset, "frames": frames})
-                pending.append(result)
-                offset += frames
-                pending_bytes += result.nbytes
-                if pending_bytes >= shard_bytes:
-                    flush()
-            flush()
-        pd.DataFrame(index_rows, columns=["audio_id", "shard", "start", "frames"]).to_parquet(
-            tmp / "index.parquet", index=False
-        )
-        rej = pd.DataFrame(rejects, columns=["audio_id", "path", "reason", "detail"])
+        with tqdm(total=len(audio), desc=f"log-mel {cfg.key()}", unit="clip") as bar, \
+                DecodePool(load, workers, progress=bar) as pool:
+            shards = _ShardWriter(tmp, shard_bytes)
+            for (audio_id, _), mel in pool.map(clips, ahead=AHEAD_PER_WORKER * pool.workers):
+                shards.add(audio_id, mel)
+            shards.flush()
+        shards.index().to_parquet(tmp / "index.parquet", index=False)
+        rej = pd.DataFrame([{"audio_id": audio_id, "path": path, "reason": err.reason, "detail": err.detail}
+                            for (audio_id, path), err in pool.rejects], columns=REJECT_COLUMNS)
         rej.to_csv(tmp / "rejects.csv", index=False)
         write_json(tmp / "frontend.json", {"key": cfg.key(), **cfg.to_dict()})
     return rej
+
+
+class _ShardWriter:
+    """Concatenates log-mels along time into ``shard-NNNNN.npy`` files of about ``shard_bytes`` each."""
+
+    def __init__(self, folder: Path, shard_bytes: int) -> None:
+        self.folder = folder
+        self.shard_bytes = shard_bytes
+        self.shard = 0
+        self.pending: list[np.ndarray] = []
+        self.pending_bytes = 0
+        self.offset = 0
+        self.rows: list[dict] = []
+
+    def add(self, audio_id: str, mel: np.ndarray) -> None:
+        """Append one clip's (n_mels, frames) log-mel; a shard is written once it holds ``shard_bytes``."""
+        if not self.pending:
+            self.offset = 0
+        frames = mel.shape[1]
+        self.rows.append({"audio_id": audio_id, "shard": self.shard, "start": self.offset, "frames": frames})
+        self.pending.append(mel)
+        self.offset += frames
+        self.pending_bytes += mel.nbytes
+        if self.pending_bytes >= self.shard_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the clips added since the last shard (if any) as the next shard."""
+        if self.pending:
+            np.save(self.folder / f"shard-{self.shard:05d}.npy", np.concatenate(self.pending, axis=1))
+            self.shard += 1
+            self.pending, self.pending_bytes = [], 0
+
+    def index(self) -> pd.DataFrame:
+        """audio_id, shard, start, frames of every clip added."""
+        return pd.DataFrame(self.rows, columns=["audio_id", "shard", "start", "frames"])
 
 
 def cache_key(path: str | Path) -> str:

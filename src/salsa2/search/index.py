@@ -8,7 +8,7 @@ Layout of the file (one row per readable audio file under the indexed directory)
     mtime_ns    int64    ns      } unchanged is not decoded again
     emb/<name>  fixed_size_list<float32>[D]  L2-normalised audio embedding of model <name>
 
-and, in the Parquet key-value metadata under ``salsa2.search.index``, JSON with ``root``, the models
+and, in the Parquet key-value metadata under ``salsa2.index``, JSON with ``root``, the models
 (``{name: {path, id, embed_dim, info}}``: ``id`` is a hash of the checkpoint, so a retrained model is
 re-embedded), the settings, and the files that could not be used (``rejects``: path, size, mtime_ns, reason,
 detail; unchanged rejects are not retried).
@@ -20,10 +20,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from salsa2.audio.decode import PYAV_EXTENSIONS, SNDFILE_EXTENSIONS, AudioReadError
+from salsa2.audio.decode_pool import DecodePool
 from salsa2.utils.errors import UserError
 from salsa2.audio.frontends import FrontendConfig, LogMel
 from salsa2.utils.fsutil import atomic_path
@@ -198,33 +199,51 @@ def resolve_models(models: Sequence[SearchModel | str | Path] | dict[str, str | 
     return out
 
 
-def _decode(root: Path, rel: str, frontends: list[FrontendConfig], modules: dict[str, LogMel],
-            min_duration: float) -> tuple[float, dict[str, np.ndarray]] | AudioReadError:
-    """(duration, {frontend key: log-mel}) of one file, decoded in blocks (memory ~ the log-mels), or the reason."""
-    try:
-        mels, duration = {}, 0.0
-        for cfg in frontends:
-            mels[cfg.key()], duration = load_logmel(root / rel, cfg, modules[cfg.key()], min_duration=min_duration,
-                                                    dtype=MEL_DTYPE)
-        return duration, mels
-    except AudioReadError as err:
-        return err
-    except MemoryError:
-        return AudioReadError(root / rel, "too_large", "not enough memory for the log-mel of the whole file")
+class _Job(NamedTuple):
+    """One file to decode (its row in the scan) and the models that must embed it."""
+
+    row: int
+    models: list[SearchModel]
 
 
-def _windows(items: list, size: int) -> Iterator[list]:
-    for s in range(0, len(items), size):
-        yield items[s : s + size]
+@dataclass
+class _Reconciliation:
+    """How the scanned files relate to the previous index (by path, size and modification time)."""
+
+    status: np.ndarray  # per scanned file: new, changed, unchanged or rejected (a reject whose file is unchanged)
+    old_rows: dict[int, int]  # scanned row -> row of the previous index, for unchanged files
+    rejects: list[dict]  # the previous rejects whose files are unchanged (not retried)
+    reusable: set[str]  # models whose embeddings in the previous index are current (same checkpoint id)
+    removed: int  # files of the previous index (rows and rejects) that are gone
 
 
-def _read_old_index(out: Path, *, full: bool, need_models: bool) -> Index | None:
-    """The existing index at ``out`` to update, or None. An unreadable one does not block re-indexing: it is
-    rebuilt (with a warning) whenever the models are given; without models it is a one-line error."""
+@dataclass
+class _Draft:
+    """The index under construction: one entry per scanned file, rejected ones dropped by ``_assemble``."""
+
+    root: Path
+    files: pd.DataFrame  # path, size, mtime_ns (``scan``)
+    status: np.ndarray
+    durations: np.ndarray
+    embeddings: dict[str, np.ndarray]
+    rejects: list[dict]
+
+    def reject(self, row: int, err: AudioReadError) -> None:
+        """Drop the file of ``row`` from the index and list it with the reason."""
+        self.rejects.append({"path": self.files["path"].iat[row], "size": int(self.files["size"].iat[row]),
+                             "mtime_ns": int(self.files["mtime_ns"].iat[row]), "reason": err.reason,
+                             "detail": err.detail})
+        self.status[row] = "rejected"
+
+
+def _previous_index(out: Path, root: Path, settings: dict, *, full: bool, need_models: bool) -> Index | None:
+    """The existing index at ``out``, or None when there is none or (without ``full``) it indexed another
+    folder or used other settings. An unreadable one does not block re-indexing: it is rebuilt (with a warning)
+    whenever the models are given; without models it is a one-line error."""
     if not out.exists():
         return None
     try:
-        return read_index(out)
+        old = read_index(out)
     except Exception as err:  # noqa: BLE001 - a damaged Parquet file raises many types; the message is shown
         reason = (str(err).splitlines() or [type(err).__name__])[0]
         if need_models:
@@ -233,6 +252,164 @@ def _read_old_index(out: Path, *, full: bool, need_models: bool) -> Index | None
         log.warning("%s cannot be read (%s): %s", out, reason,
                     "rebuilding it (--full)" if full else "building the index afresh")
         return None
+    if not full and old.root != root:
+        log.warning("%s indexed %s, not %s: starting afresh", out, old.root, root)
+        return None
+    if not full and old.settings != settings:
+        log.warning("%s was made with other settings (%s): starting afresh", out, old.settings)
+        return None
+    return old
+
+
+def _models_or_previous(models: Sequence[SearchModel | str | Path] | dict[str, str | Path] | None,
+                        old: Index | None) -> list[SearchModel]:
+    """``resolve_models(models)``, or when ``models`` is None the models of the ``old`` index."""
+    if models is None:
+        if old is None:
+            raise ValueError("no models given and no existing index to take them from; pass --model CHECKPOINT")
+        models = {name: m["path"] for name, m in old.models.items()}
+    return resolve_models(models)
+
+
+def _reconcile(files: pd.DataFrame, old: Index | None, models: list[SearchModel]) -> _Reconciliation:
+    """Compare the scanned ``files`` with the ``old`` index (None: every file is new)."""
+    status = np.array(["new"] * len(files), dtype=object)
+    if old is None:
+        return _Reconciliation(status, {}, [], set(), 0)
+    paths = files["path"].tolist()
+    keys = list(zip(files["size"].tolist(), files["mtime_ns"].tolist()))
+    old_row = {p: j for j, p in enumerate(old.files["path"].tolist())}
+    old_keys = list(zip(old.files["size"].tolist(), old.files["mtime_ns"].tolist()))
+    old_rejects = {r["path"]: r for r in old.rejects.to_dict("records")}
+    old_rows: dict[int, int] = {}
+    rejects: list[dict] = []
+    for i, (rel, key) in enumerate(zip(paths, keys)):
+        if rel in old_rejects and (old_rejects[rel]["size"], old_rejects[rel]["mtime_ns"]) == key:
+            rejects.append(old_rejects[rel])
+            status[i] = "rejected"
+        elif rel in old_row:
+            if old_keys[old_row[rel]] == key:
+                status[i] = "unchanged"
+                old_rows[i] = old_row[rel]
+            else:
+                status[i] = "changed"
+    reusable = {m.name for m in models if m.name in old.models and old.models[m.name]["id"] == m.model_id}
+    present = set(paths)
+    removed = sum(p not in present for p in [*old_row, *old_rejects])
+    return _Reconciliation(status, old_rows, rejects, reusable, removed)
+
+
+def _carry_over(root: Path, files: pd.DataFrame, rec: _Reconciliation, old: Index | None,
+                models: list[SearchModel]) -> _Draft:
+    """The draft index: durations and reusable embeddings of unchanged files taken from ``old``, the rest zero."""
+    n = len(files)
+    draft = _Draft(root, files, rec.status.copy(), np.zeros(n, np.float64),
+                   {m.name: np.zeros((n, m.embed_dim), np.float32) for m in models}, list(rec.rejects))
+    if old is not None:
+        for i, j in rec.old_rows.items():
+            draft.durations[i] = old.files["duration"].iat[j]
+            for name in rec.reusable:
+                draft.embeddings[name][i] = old.embeddings[name][j]
+    return draft
+
+
+def _plan(rec: _Reconciliation, models: list[SearchModel], batch_size: int) -> list[list[_Job]]:
+    """What to decode and embed: new and changed files with every model, unchanged ones with the models whose
+    embeddings cannot be reused; in windows of ``4 * batch_size`` files (decoded together, then embedded)."""
+    stale = [m for m in models if m.name not in rec.reusable]
+    todo = []
+    for i, status in enumerate(rec.status):
+        if status in ("new", "changed"):
+            todo.append(_Job(i, list(models)))
+        elif status == "unchanged" and stale:
+            todo.append(_Job(i, stale))
+    size = max(1, batch_size) * 4
+    return [todo[s : s + size] for s in range(0, len(todo), size)]
+
+
+def _decode(root: Path, rel: str, frontends: list[FrontendConfig], modules: dict[str, LogMel],
+            min_duration: float) -> tuple[float, dict[str, np.ndarray]]:
+    """(duration, {frontend key: log-mel}) of one file, decoded in blocks (memory ~ the log-mels).
+
+    Raises AudioReadError when the file cannot be used.
+    """
+    mels, duration = {}, 0.0
+    try:
+        for cfg in frontends:
+            mels[cfg.key()], duration = load_logmel(root / rel, cfg, modules[cfg.key()], min_duration=min_duration,
+                                                    dtype=MEL_DTYPE)
+    except MemoryError:
+        raise AudioReadError(root / rel, "too_large", "not enough memory for the log-mel of the whole file") from None
+    return duration, mels
+
+
+def _embed(draft: _Draft, windows: list[list[_Job]], models: list[SearchModel], *, min_duration: float,
+           batch_size: int, workers: int, progress: bool) -> dict[str, int]:
+    """Decode and embed the planned files window by window into ``draft``; returns the count each model embedded."""
+    modules = {m.frontend.key(): LogMel(m.frontend) for m in models}
+    paths = draft.files["path"].tolist()
+    embedded = {m.name: 0 for m in models}
+
+    def decode(job: _Job) -> tuple[float, dict[str, np.ndarray]]:
+        frontends = list({m.frontend.key(): m.frontend for m in job.models}.values())
+        return _decode(draft.root, paths[job.row], frontends, modules, min_duration)
+
+    total = sum(len(w) for w in windows)
+    with tqdm(total=total, desc=f"index {draft.root.name}", unit="file", disable=not progress) as bar, \
+            DecodePool(decode, workers) as pool:
+        for window in windows:
+            mels = _decode_window(draft, pool, window, models)
+            for m in models:
+                embedded[m.name] += _embed_model(draft, m, mels[m.name], batch_size)
+            bar.update(len(window))
+    return embedded
+
+
+def _decode_window(draft: _Draft, pool: DecodePool[_Job, tuple[float, dict[str, np.ndarray]]], window: list[_Job],
+                   models: list[SearchModel]) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Decode one window: durations recorded, unreadable files rejected; returns each model's (row, log-mel)s."""
+    mels: dict[str, list[tuple[int, np.ndarray]]] = {m.name: [] for m in models}
+    for job, (duration, by_frontend) in pool.map(window):
+        draft.durations[job.row] = duration
+        for m in job.models:
+            mels[m.name].append((job.row, by_frontend[m.frontend.key()]))
+    for job, err in pool.take_rejects():
+        draft.reject(job.row, err)
+    return mels
+
+
+def _embed_model(draft: _Draft, model: SearchModel, mels: list[tuple[int, np.ndarray]], batch_size: int) -> int:
+    """Embed the (row, log-mel)s not rejected meanwhile into ``draft``; a NaN/inf embedding rejects its file.
+    Returns how many were embedded."""
+    items = [(i, x) for i, x in mels if draft.status[i] != "rejected"]
+    if not items:
+        return 0
+    emb = embed_mels(model, [x for _, x in items], batch_size)
+    for (i, _), ok in zip(items, np.isfinite(emb).all(axis=1)):
+        if not ok:
+            draft.reject(i, AudioReadError(draft.root / draft.files["path"].iat[i], "non_finite",
+                                           f"model {model.name} gives a NaN/inf embedding"))
+    draft.embeddings[model.name][[i for i, _ in items]] = emb
+    return len(items)
+
+
+def _assemble(draft: _Draft, models: list[SearchModel], settings: dict) -> Index:
+    """The finished index: the files not rejected with their embeddings, and the rejects sorted by path."""
+    keep = draft.status != "rejected"
+    files = draft.files
+    table = files.loc[keep, ["path"]].assign(duration=draft.durations[keep], size=files["size"][keep],
+                                             mtime_ns=files["mtime_ns"][keep]).reset_index(drop=True)
+    rejects = pd.DataFrame(draft.rejects, columns=REJECT_COLUMNS).sort_values("path", ignore_index=True)
+    return Index(draft.root, table, {k: v[keep] for k, v in draft.embeddings.items()},
+                 {m.name: m.describe() for m in models}, rejects, settings)
+
+
+def _report(draft: _Draft, index: Index, removed: int, embedded: dict[str, int], seconds: float) -> IndexReport:
+    """What the run did, from the draft's final status of each scanned file."""
+    counts = {s: int((draft.status == s).sum()) for s in ("new", "changed", "unchanged")}
+    return IndexReport(total=len(index), new=counts["new"], changed=counts["changed"],
+                       unchanged=counts["unchanged"], removed=removed, embedded=embedded, rejects=index.rejects,
+                       seconds=seconds)
 
 
 def build_index(
@@ -266,104 +443,15 @@ def build_index(
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a directory; give the folder of the sound library to index")
     out = Path(out)
-    old = _read_old_index(out, full=full, need_models=models is None)
     settings = {"min_duration": float(min_duration), "extensions": sorted(extensions)}
-    if old is not None and not full:
-        if old.root != root:
-            log.warning("%s indexed %s, not %s: starting afresh", out, old.root, root)
-            old = None
-        elif old.settings != settings:
-            log.warning("%s was made with other settings (%s): starting afresh", out, old.settings)
-            old = None
-    if models is None:
-        if old is None:
-            raise ValueError("no models given and no existing index to take them from; pass --model CHECKPOINT")
-        models = {name: m["path"] for name, m in old.models.items()}
-    loaded = resolve_models(models)
-
+    old = _previous_index(out, root, settings, full=full, need_models=models is None)
+    loaded = _models_or_previous(models, old)
     files = scan(root, extensions)
-    n = len(files)
-    keys = list(zip(files["size"].tolist(), files["mtime_ns"].tolist()))
-    old_row: dict[str, int] = {}
-    old_keys: dict[str, tuple[int, int]] = {}
-    old_rejects: dict[str, dict] = {}
-    reusable: set[str] = set()
-    if old is not None and not full:
-        old_row = {p: i for i, p in enumerate(old.files["path"].tolist())}
-        old_keys = dict(zip(old.files["path"], zip(old.files["size"].tolist(), old.files["mtime_ns"].tolist())))
-        old_rejects = {r["path"]: r for r in old.rejects.to_dict("records")}
-        reusable = {m.name for m in loaded if m.name in old.models and old.models[m.name]["id"] == m.model_id}
-    embeddings = {m.name: np.zeros((n, m.embed_dim), np.float32) for m in loaded}
-    durations = np.zeros(n, np.float64)
-    status = np.array(["new"] * n, dtype=object)
-    rejects: list[dict] = []
-    todo: list[tuple[int, list[SearchModel]]] = []
-    for i, (rel, key) in enumerate(zip(files["path"].tolist(), keys)):
-        if rel in old_rejects and (old_rejects[rel]["size"], old_rejects[rel]["mtime_ns"]) == key:
-            rejects.append(old_rejects[rel])
-            status[i] = "rejected"
-            continue
-        if rel in old_keys:
-            if old_keys[rel] == key:
-                status[i] = "unchanged"
-                j = old_row[rel]
-                durations[i] = old.files["duration"].iat[j]  # type: ignore[union-attr]
-                for name in reusable:
-                    embeddings[name][i] = old.embeddings[name][j]  # type: ignore[union-attr]
-                need = [m for m in loaded if m.name not in reusable]
-                if need:
-                    todo.append((i, need))
-                continue
-            status[i] = "changed"
-        todo.append((i, list(loaded)))
-
-    modules = {m.frontend.key(): LogMel(m.frontend) for m in loaded}
-    embedded = {m.name: 0 for m in loaded}
-    paths = files["path"].tolist()
-
-    def reject(i: int, err: AudioReadError) -> None:
-        rejects.append({"path": paths[i], "size": keys[i][0], "mtime_ns": keys[i][1], "reason": err.reason,
-                        "detail": err.detail})
-        status[i] = "rejected"
-
-    def decode(item: tuple[int, list[SearchModel]]) -> tuple[float, dict[str, np.ndarray]] | AudioReadError:
-        wanted = list({m.frontend.key(): m.frontend for m in item[1]}.values())
-        return _decode(root, paths[item[0]], wanted, modules, min_duration)
-
-    bar = tqdm(total=len(todo), desc=f"index {root.name}", unit="file", disable=not progress)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for window in _windows(todo, max(1, batch_size) * 4):
-            per_model: dict[str, list[tuple[int, np.ndarray]]] = {m.name: [] for m in loaded}
-            for (i, need), result in zip(window, pool.map(decode, window)):
-                if isinstance(result, AudioReadError):
-                    reject(i, result)
-                    continue
-                durations[i], mels = result
-                for m in need:
-                    per_model[m.name].append((i, mels[m.frontend.key()]))
-            for m in loaded:
-                items = [(i, x) for i, x in per_model[m.name] if status[i] != "rejected"]
-                if items:
-                    emb = embed_mels(m, [x for _, x in items], batch_size)
-                    for (i, _), ok in zip(items, np.isfinite(emb).all(axis=1)):
-                        if not ok:
-                            reject(i, AudioReadError(root / paths[i], "non_finite",
-                                                     f"model {m.name} gives a NaN/inf embedding"))
-                    embeddings[m.name][[i for i, _ in items]] = emb
-                    embedded[m.name] += len(items)
-            bar.update(len(window))
-    bar.close()
-
-    keep = status != "rejected"
-    table = files.loc[keep, ["path"]].assign(duration=durations[keep], size=files["size"][keep],
-                                             mtime_ns=files["mtime_ns"][keep]).reset_index(drop=True)
-    reject_df = pd.DataFrame(rejects, columns=REJECT_COLUMNS).sort_values("path", ignore_index=True)
-    index = Index(root, table, {k: v[keep] for k, v in embeddings.items()},
-                  {m.name: m.describe() for m in loaded}, reject_df, settings)
+    base = None if full else old
+    rec = _reconcile(files, base, loaded)
+    draft = _carry_over(root, files, rec, base, loaded)
+    embedded = _embed(draft, _plan(rec, loaded, batch_size), loaded, min_duration=min_duration,
+                      batch_size=batch_size, workers=workers, progress=progress)
+    index = _assemble(draft, loaded, settings)
     write_index(index, out)
-    present = set(paths)
-    removed = 0 if old is None or full else sum(p not in present for p in list(old_keys) + list(old_rejects))
-    counts = {s: int((status == s).sum()) for s in ("new", "changed", "unchanged")}
-    return IndexReport(total=int(keep.sum()), new=counts["new"], changed=counts["changed"],
-                       unchanged=counts["unchanged"], removed=removed, embedded=embedded, rejects=reject_df,
-                       seconds=time.time() - start)
+    return _report(draft, index, rec.removed, embedded, time.time() - start)
