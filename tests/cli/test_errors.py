@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -17,9 +16,9 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from helpers import REPO
 from salsa2.cli.main import app
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO_ONLY = {"split": "train", "datasets": {"demo": {"clips": 4, "captions": 20, "synthetic": True}}, "clips": 4,
              "captions": 20, "data_hash": "0" * 16, "synthetic_only": True}
 

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from salsa2.config.params import ConfigError, TrainParams, load_params, parse, training_params
 
 

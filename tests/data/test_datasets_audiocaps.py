@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 
-from fixture_server import FileServer, write_clip
+from helpers.file_server import FileServer, write_clip
 
 from salsa2.data.datasets import DATASETS
 from salsa2.features.logmel_cache import SpectrogramCache, build_cache

@@ -8,7 +8,7 @@ import csv
 import pandas as pd
 import py7zr
 import pytest
-from fixture_server import FileServer, md5, write_clip
+from helpers.file_server import FileServer, md5, write_clip
 
 from salsa2.data.archive import UnsafeArchiveError
 from salsa2.data.datasets import DATASETS, clotho

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 import yaml
-from fixture_server import FileServer, md5, write_clip
+from helpers.file_server import FileServer, md5, write_clip
 
 from salsa2.data.datasets import DATASETS, macs
 from salsa2.data.datasets.wavtext5k import title_description

@@ -9,7 +9,7 @@ import subprocess
 import zipfile
 
 import pytest
-from fixture_server import FileServer, write_clip
+from helpers.file_server import FileServer, write_clip
 
 from salsa2.data.datasets import DATASETS, wavcaps
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import yaml
-from fixture_server import write_clip
+from helpers import REPO
+from helpers.file_server import write_clip
 
 from salsa2.features.logmel_cache import union_audio
 from salsa2.data.prepare import prepare, prepare_pretrain
 from salsa2.data.tables import read_tables
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def folder(root, files: dict[str, str]):

@@ -1,8 +1,9 @@
-"""Search test material built on the shared session fixtures (tests/conftest.py: tiny_demo, trained_model).
+"""Search test material built on the shared session fixtures (tests/conftest.py: tiny_demo, trained_model;
+conftest's ``search_demo`` fixture builds it once per session).
 
 The tiny demo has 48 + 16 + 16 clips; the search tests index all of them (raw/audio, 80 clips) so that a
 top 10 means something (chance 10/80). The search model is trained here a little longer than the shared
-``trained_model`` (12 epochs at a higher rate, a few seconds), so that most captions find their clip; the
+``trained_model`` (12 epochs at a higher rate), so that most captions find their clip; the
 shared model is the second member of the ensemble tests.
 """
 
@@ -41,30 +42,24 @@ class Demo:
         return self.root / "audio"
 
 
-_CACHE: dict[str, Demo] = {}
-
-
-def search_demo(tiny_demo, trained_model: Path, tmp_path_factory) -> Demo:
-    """Built once per session whichever test module asks first."""
-    if "demo" not in _CACHE:
-        other, _ = load_checkpoint(trained_model)
-        store = TextFeatureStore(tiny_demo.text_features)
-        load = lambda split: load_split(tiny_demo.data, split, tiny_demo.features, other.frontend,  # noqa: E731
-                                        normalize_text=True)
-        torch.manual_seed(0)
-        model = DualEncoder(other.cfg, text_encoder=other.text_encoder)
-        fit(model, LOSSES.build("nt_xent", tau=0.05), load("train"), load("val"),
-            TrainParams(epochs=12, batch_size=16, lr=3e-3), audio_lr=3e-3, text_lr=0.0, text_features=store, seed=0)
-        model.eval()
-        model_dir = tmp_path_factory.mktemp("search_model") / "model"
-        save_checkpoint(model_dir, model, {"stage": 1, "text_normalize": True})
-        _CACHE["demo"] = Demo(
-            root=tiny_demo.raw,
-            model_dir=model_dir,
-            model=SearchModel("model", model_dir, model, {}, checkpoint_id(model_dir), True),
-            other_dir=Path(trained_model),
-            other_model=SearchModel("other", Path(trained_model), other, {}, checkpoint_id(trained_model), True),
-            clips=load(SPLITS),
-            text_store=store,
-        )
-    return _CACHE["demo"]
+def build_search_demo(tiny_demo, trained_model: Path, tmp_path_factory) -> Demo:
+    other, _ = load_checkpoint(trained_model)
+    store = TextFeatureStore(tiny_demo.text_features)
+    load = lambda split: load_split(tiny_demo.data, split, tiny_demo.features, other.frontend,  # noqa: E731
+                                    normalize_text=True)
+    torch.manual_seed(0)
+    model = DualEncoder(other.cfg, text_encoder=other.text_encoder)
+    fit(model, LOSSES.build("nt_xent", tau=0.05), load("train"), load("val"),
+        TrainParams(epochs=12, batch_size=16, lr=3e-3), audio_lr=3e-3, text_lr=0.0, text_features=store, seed=0)
+    model.eval()
+    model_dir = tmp_path_factory.mktemp("search_model") / "model"
+    save_checkpoint(model_dir, model, {"stage": 1, "text_normalize": True})
+    return Demo(
+        root=tiny_demo.raw,
+        model_dir=model_dir,
+        model=SearchModel("model", model_dir, model, {}, checkpoint_id(model_dir), True),
+        other_dir=Path(trained_model),
+        other_model=SearchModel("other", Path(trained_model), other, {}, checkpoint_id(trained_model), True),
+        clips=load(SPLITS),
+        text_store=store,
+    )

@@ -16,10 +16,11 @@ import yaml
 from salsa2.model.encoders import AUDIO_ENCODERS
 from salsa2.model.encoders.base import weighted_mean
 from salsa2.audio.frontends import FrontendConfig
-from tests.test_paper_encoders import KALDI128, MEL64_ATST, ROOT
+from helpers import REPO
+from helpers.paper import KALDI128, MEL64_ATST
 
-DEMO = FrontendConfig(**yaml.safe_load((ROOT / "params.yaml").read_text())["frontends"]["mel64"])
-DEMO_ENCODERS = yaml.safe_load((ROOT / "params.yaml").read_text())["audio_encoders"]
+DEMO = FrontendConfig(**yaml.safe_load((REPO / "params.yaml").read_text())["frontends"]["mel64"])
+DEMO_ENCODERS = yaml.safe_load((REPO / "params.yaml").read_text())["audio_encoders"]
 
 
 def mel_clip(cfg: FrontendConfig, seconds: float, seed: int) -> torch.Tensor:

@@ -15,7 +15,8 @@ from salsa2.audio.frontends import FrontendConfig
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 from salsa2.features.text_cache import compute_text_features
 from salsa2.training.loop import fit, load_trained_state, trained_state, validates
-from tiny import tiny_data, tiny_model
+from helpers import REPO
+from helpers.tiny import tiny_data, tiny_model
 
 MEL64 = FrontendConfig(n_mels=64, f_max=8000.0)
 
@@ -151,7 +152,7 @@ def test_training_batches_pad_to_what_the_encoder_needs():
 def test_demo_transformer_has_no_dropout():
     from salsa2.config.params import load_params
 
-    kwargs = load_params("params.yaml")["audio_encoders"]["transformer"]["kwargs"]
+    kwargs = load_params(REPO / "params.yaml")["audio_encoders"]["transformer"]["kwargs"]
     enc = AUDIO_ENCODERS.build("small_transformer", frontend=MEL64, **kwargs)
     rates = [m.p for m in enc.modules() if isinstance(m, torch.nn.Dropout)]
     assert rates and all(p == 0.0 for p in rates)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,12 +22,8 @@ from salsa2.model.encoders.atst import FrameAST, atst_state_dict, frequency_warp
 from salsa2.model.encoders.base import SnippetEncoder, weighted_mean
 from salsa2.model.encoders.efficientat import MobileNetV3
 from salsa2.audio.frontends import FrontendConfig, LogMel, kaldi_mel_banks
-
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
-PRESET = yaml.safe_load((ROOT / "params-paper.yaml").read_text())
-KALDI128 = FrontendConfig(**PRESET["frontends"]["kaldi128"])
-MEL64_ATST = FrontendConfig(**PRESET["frontends"]["mel64_atst"])
+from helpers import FIXTURES, REPO
+from helpers.paper import KALDI128, MEL64_ATST, PRESET
 
 
 def fixture_keys(name: str) -> list[tuple[str, list[int]]]:
@@ -322,7 +317,7 @@ def test_checkpoint_file_round_trip(tmp_path):
 
 
 def test_paper_preset_parses_and_its_overrides_reproduce_it():
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
     merged = presets.apply(PRESET, base)
     params = training_params(merged)
     assert params.embed_dim == 1024 and params.text.model == "roberta-large"
@@ -348,9 +343,9 @@ def test_paper_preset_parses_and_its_overrides_reproduce_it():
 def test_dvc_applies_the_documented_overrides(tmp_path):
     """The `dvc exp run -S ...` arguments, applied by DVC's own writer, give exactly the merged preset."""
     hydra = pytest.importorskip("dvc.utils.hydra")
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
     target = tmp_path / "params.yaml"
-    target.write_text((ROOT / "params.yaml").read_text())
+    target.write_text((REPO / "params.yaml").read_text())
     hydra.apply_overrides(str(target), presets.override_args(PRESET, base)[1::2])
     assert load_params(target) == presets.apply(PRESET, base)
 

@@ -3,11 +3,11 @@
 tests/fixtures/reference_outputs.npz holds the clip embeddings that the authors' pipeline (OptimusPrimus/salsa
 983b450: their wrappers, frontends, resampling, 10 s windows and pooling) gives for four test waveforms
 (5, 10, 12 and 25 s at 32 kHz) with seeded weights; tests/fixtures/make_reference_outputs.py made it. Here
-salsa2's encoders, as params-paper.yaml configures them, get the same seeded weights (tests/seeded_weights.py)
+salsa2's encoders, as params-paper.yaml configures them, get the same seeded weights (tests/helpers/seeded_weights.py)
 and embed the same waveforms through salsa2's whole path: decoding rate (``input_rate``), ``LogMel``,
 snippets, encoder and pooling.
 
-``python tests/test_reference_equivalence.py`` prints the per-clip cosines (the before/after table of
+``python tests/model/test_reference_equivalence.py`` prints the per-clip cosines (the before/after table of
 docs/fidelity.md was measured with it, ``PYTHONPATH`` pointing at each version's ``src``).
 """
 
@@ -21,17 +21,17 @@ import numpy as np
 import pytest
 import soxr
 import torch
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # run as a script: the helpers live one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from salsa2.model.encoders import AUDIO_ENCODERS  # noqa: E402
 from salsa2.model.encoders.base import weighted_mean  # noqa: E402
 from salsa2.audio.frontends import FrontendConfig, LogMel  # noqa: E402
-from tests.seeded_weights import RATE, SECONDS, fill, waveform  # noqa: E402
+from helpers import FIXTURES  # noqa: E402
+from helpers.paper import PRESET  # noqa: E402
+from helpers.seeded_weights import RATE, SECONDS, fill, waveform  # noqa: E402
 
-FIXTURE = ROOT / "tests" / "fixtures" / "reference_outputs.npz"
-PRESET = yaml.safe_load((ROOT / "params-paper.yaml").read_text())
+FIXTURE = FIXTURES / "reference_outputs.npz"
 ENCODERS = {"passt": "passt", "mn40_as_ext": "mn", "atst_frame": "atst"}  # arch -> preset encoder name
 
 

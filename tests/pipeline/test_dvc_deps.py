@@ -2,7 +2,7 @@
 stages/common.py, read with ast), both ways: nothing the stage runs is missing (an edit would leave it
 "up to date") and nothing it never imports is listed (an edit would re-run it for nothing).
 
-``python tests/test_dvc_deps.py`` prints each stage's closure, ready to paste into dvc.yaml.
+``python tests/pipeline/test_dvc_deps.py`` prints each stage's closure, ready to paste into dvc.yaml.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
+if __name__ == "__main__":  # run as a script: the helpers live one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import REPO  # noqa: E402
+
+SRC = REPO / "src"
 
 
 def _module_files(module: str) -> list[Path]:
@@ -51,7 +54,7 @@ def _imports(path: Path) -> list[Path]:
             continue
         for name in names:
             if name == "common":
-                found.append(ROOT / "stages" / "common.py")
+                found.append(REPO / "stages" / "common.py")
             elif name == "salsa2" or name.startswith("salsa2."):
                 found.extend(_module_files(name))
     return found
@@ -59,25 +62,25 @@ def _imports(path: Path) -> list[Path]:
 
 def closure(script: str | Path) -> set[str]:
     """Repo-relative paths of ``script`` and every file of this repository it imports, transitively."""
-    todo, seen = [ROOT / script], set()
+    todo, seen = [REPO / script], set()
     while todo:
         path = todo.pop()
         if path in seen:
             continue
         seen.add(path)
         todo.extend(_imports(path))
-    return {p.relative_to(ROOT).as_posix() for p in seen}
+    return {p.relative_to(REPO).as_posix() for p in seen}
 
 
 def declared_code(stage: dict) -> set[str]:
     """The .py files a dvc.yaml stage lists under deps (folders expanded)."""
     out: set[str] = set()
     for dep in stage.get("deps", []):
-        path = ROOT / dep
+        path = REPO / dep
         if not (dep.startswith("src/") or dep.startswith("stages/")):
             continue
         if path.is_dir():
-            out |= {p.relative_to(ROOT).as_posix() for p in path.rglob("*.py")}
+            out |= {p.relative_to(REPO).as_posix() for p in path.rglob("*.py")}
         else:
             out.add(dep)
     return out
@@ -85,7 +88,7 @@ def declared_code(stage: dict) -> set[str]:
 
 def stages() -> dict[str, tuple[str, dict]]:
     """dvc.yaml stage name -> (script, definition); foreach stages by their template."""
-    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, body in spec.items():
         body = body.get("do", body)
@@ -126,31 +129,31 @@ def test_light_stages_do_not_import_torch(script: str) -> None:
     """Importing the stage script (its __main__ block does not run) leaves torch unloaded; so does the teacher-set
     logic that stage2 looks its targets up with."""
     code = f"import sys; sys.path.insert(0, 'stages'); import {script}; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def compact(paths: set[str]) -> list[str]:
     """The fewest deps that list exactly ``paths``: a folder where every .py file under it is in ``paths``."""
     def covered(folder: Path) -> bool:
-        return all(p.relative_to(ROOT).as_posix() in paths for p in folder.rglob("*.py"))
+        return all(p.relative_to(REPO).as_posix() in paths for p in folder.rglob("*.py"))
 
     out: set[str] = set()
     for path in paths:
-        top = ROOT / path
-        for parent in (ROOT / path).parents:  # the outermost fully covered folder below the repository
-            if parent == ROOT or parent == SRC or parent.name == "stages":
+        top = REPO / path
+        for parent in (REPO / path).parents:  # the outermost fully covered folder below the repository
+            if parent == REPO or parent == SRC or parent.name == "stages":
                 break
             if covered(parent):
                 top = parent
-        out.add(top.relative_to(ROOT).as_posix())
+        out.add(top.relative_to(REPO).as_posix())
     return sorted(out)
 
 
 def write_deps() -> None:
     """Rewrite the code deps of every stage in dvc.yaml (the items under ``deps:`` that name src/ or stages/)."""
     scripts, out, stage, written = stages(), [], None, set()
-    for line in (ROOT / "dvc.yaml").read_text().splitlines(keepends=True):
+    for line in (REPO / "dvc.yaml").read_text().splitlines(keepends=True):
         name = line.strip().rstrip(":")
         if line.startswith("  ") and not line.startswith("   ") and name in scripts:
             stage = name
@@ -162,7 +165,7 @@ def write_deps() -> None:
                 written.add(stage)
             continue
         out.append(line)
-    (ROOT / "dvc.yaml").write_text("".join(out))
+    (REPO / "dvc.yaml").write_text("".join(out))
 
 
 if __name__ == "__main__":

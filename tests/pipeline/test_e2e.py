@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dvc_project import demo_params, make_project, run
+from helpers.dvc_project import demo_params, make_project, run
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from dvc_project import demo_params, make_project, run
+from helpers.dvc_project import demo_params, make_project, run
 
 pytestmark = pytest.mark.slow
 

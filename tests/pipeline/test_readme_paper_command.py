@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
-from dvc_project import demo_params, make_project, run
+from helpers import REPO
+from helpers.dvc_project import demo_params, make_project, run
 from salsa2.config import presets
 
 _STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "max_seconds": 10.0, "precision": "fp32"}

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from salsa2.config.params import TrainParams, load_params, training_params
 from salsa2.distill.teachers import targets_path, teacher_sets
 from salsa2.evaluation.evaluate import write_headline
 from salsa2.data.tables import TooManyRejects, check_reject_share
 
-REPO = Path(__file__).resolve().parents[1]
 STAGE2_ONLY = {"teachers", "targets", "relevance_weight"}
 sys.path.insert(0, str(REPO / "stages"))
 from common import best_epoch_summary  # noqa: E402

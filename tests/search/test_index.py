@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from _search_demo import search_demo
 
 import salsa2.search.index as index_mod
 from salsa2.evaluation.embed import embed_split_audio
@@ -21,8 +20,8 @@ from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
 
 @pytest.fixture(scope="session")
-def demo(tiny_demo, trained_model, tmp_path_factory):
-    return search_demo(tiny_demo, trained_model, tmp_path_factory)
+def demo(search_demo):
+    return search_demo
 
 
 def _library(demo, dest: Path, n: int) -> list[Path]:

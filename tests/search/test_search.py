@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
-from _search_demo import search_demo
 from typer.testing import CliRunner
 
 from salsa2.cli.search import register
@@ -73,8 +72,8 @@ def test_read_captions_formats(tmp_path):
 
 # ------------------------------------------------------------------------------------- with the demo model
 @pytest.fixture(scope="session")
-def demo(tiny_demo, trained_model, tmp_path_factory):
-    return search_demo(tiny_demo, trained_model, tmp_path_factory)
+def demo(search_demo):
+    return search_demo
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""A real training run for tests/test_resume.py: tiny data, checkpoints every epoch under argv[1].
+"""A real training run for tests/training/test_resume.py: tiny data, checkpoints every epoch under argv[1].
 
 Usage: python resume_run.py RESUME_ROOT OUT_DIR. Writes OUT_DIR/trained.log (one line per epoch trained in
 this process), OUT_DIR/logged.log (the epochs the logger saw) and OUT_DIR/model.pt at the end.
@@ -17,7 +17,7 @@ import salsa2.training.loop as train_mod
 from salsa2.config.params import TrainParams
 from salsa2.training.losses import LOSSES
 from salsa2.training.resume import ResumeState
-from tiny import tiny_data, tiny_model
+from helpers.tiny import tiny_data, tiny_model
 
 EPOCHS = 4
 

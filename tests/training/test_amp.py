@@ -11,7 +11,7 @@ from salsa2.training.distributed import DistContext
 from salsa2.training.losses import LOSSES
 from salsa2.training.resume import ResumeState
 from salsa2.training.loop import fit
-from tiny import tiny_data, tiny_model
+from helpers.tiny import tiny_data, tiny_model
 
 
 def _optimizer_steps(tmp_path, **cfg) -> int:

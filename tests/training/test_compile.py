@@ -9,7 +9,7 @@ from salsa2.config.params import TrainParams
 from salsa2.training.distributed import DistContext
 from salsa2.training.losses import LOSSES
 from salsa2.training.loop import fit
-from tiny import tiny_data, tiny_model
+from helpers.tiny import tiny_data, tiny_model
 
 
 def test_auto_precision(monkeypatch):

@@ -18,7 +18,7 @@ from salsa2.training.distributed import DistContext, check_batch_sizes, gather_r
 from salsa2.training.losses import LOSSES
 from salsa2.model.dual_encoder import DualEncoder
 from salsa2.training.loop import fit
-from tiny import FakeTextEncoder, tiny_data, tiny_model
+from helpers.tiny import FakeTextEncoder, tiny_data, tiny_model
 
 CFG = TrainParams(epochs=2, batch_size=8, lr=3e-3, lr_min=1e-4, warmup_epochs=0.5, device="cpu", resume=False)
 # name -> (loss, pooling, mixco, accumulate); sigmoid has learnable t, b (every rank computes them in full)

@@ -13,7 +13,7 @@ from salsa2.training.distributed import DistContext
 from salsa2.training.loader import Prefetcher, epoch_batches, to_device
 from salsa2.training.losses import LOSSES
 from salsa2.training.loop import fit
-from tiny import tiny_data, tiny_model
+from helpers.tiny import tiny_data, tiny_model
 
 
 def _sequence(depth: int) -> list:
@@ -86,7 +86,7 @@ def test_batch_count_and_smallest_batch_match_the_epoch(n_clips, batch_size):
     batches an epoch really yields, whatever the length-sorting chunk (``data.SORT_CHUNK``)."""
     from salsa2.features.splits import iterate_batches, num_batches
     from salsa2.training.distributed import check_batch_sizes
-    from tiny import tiny_data
+    from helpers.tiny import tiny_data
 
     train, _ = tiny_data(n_clips, seed=1)
     for layout in ("clips", "pairs"):

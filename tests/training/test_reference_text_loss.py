@@ -14,13 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO
+from helpers import FIXTURES
 from salsa2.training.losses.distill import DistillLoss
 from salsa2.training.losses.ntxent import NTXentLoss
 from salsa2.data.text_norm import normalize_for_model
 from salsa2.training.loop import lr_factor
 
-FIXTURES = REPO / "tests" / "fixtures"
 META = json.loads((FIXTURES / "reference_text_loss.json").read_text())
 REF = np.load(FIXTURES / "reference_text_loss.npz")
 

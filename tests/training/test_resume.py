@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import REPO, TESTS
 from salsa2.training.resume import ResumeState, config_key
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent  # resume_run.py, the training run
 EPOCHS = 4
 
 
 def _start(root: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), str(HERE)]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(TESTS)]),
            "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(HERE / "resume_run.py"), str(root), str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -103,7 +104,7 @@ def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_
     from salsa2.training.resume import code_digest
 
     package = tmp_path / "pkg"
-    shutil.copytree(HERE.parent / "src" / "salsa2", package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "src" / "salsa2", package, ignore=shutil.ignore_patterns("__pycache__"))
     before = code_digest(package)
     (package / "train.py").write_text((package / "train.py").read_text() + "\n# edited\n")
     assert code_digest(package) != before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tiny import tiny_data, tiny_model
+from helpers.tiny import tiny_data, tiny_model
 
 from salsa2.training.augment import AugmentParams
 from salsa2.config.params import TrainParams

@@ -6,7 +6,7 @@ import hashlib
 import socket
 
 import pytest
-from fixture_server import FileServer
+from helpers.file_server import FileServer
 
 from salsa2.utils.download import ChecksumError, DownloadError, Remote, download, fetch
 

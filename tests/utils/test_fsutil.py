@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from salsa2.utils.fsutil import atomic_dir, atomic_path, remove_stale_temps
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _mode(path: Path) -> int:
@@ -179,7 +178,7 @@ def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, c
     import logging
 
     import torch
-    from tiny import tiny_data, tiny_model
+    from helpers.tiny import tiny_data, tiny_model
 
     from salsa2.config.params import TrainParams
     from salsa2.training.losses import LOSSES
@@ -264,10 +263,8 @@ def test_weights_path_that_is_no_checkpoint_is_one_line(tmp_path):
 
 # ----------------------------------------------------------------- item 5: a corrupt index does not block re-indexing
 @pytest.fixture(scope="module")
-def search_model(tiny_demo, trained_model, tmp_path_factory):
-    from _search_demo import search_demo
-
-    return search_demo(tiny_demo, trained_model, tmp_path_factory)
+def search_model(search_demo):
+    return search_demo
 
 
 @pytest.mark.parametrize("damage", [b"PAR1 truncated by a full disk", b""])
