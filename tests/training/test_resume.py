@@ -106,7 +106,7 @@ def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_
     package = tmp_path / "pkg"
     shutil.copytree(REPO / "src" / "salsa2", package, ignore=shutil.ignore_patterns("__pycache__"))
     before = code_digest(package)
-    (package / "train.py").write_text((package / "train.py").read_text() + "\n# edited\n")
+    (package / "training" / "loop.py").write_text((package / "training" / "loop.py").read_text() + "\n# edited\n")
     assert code_digest(package) != before
 
     monkeypatch.setenv("SALSA2_RESUME_DIR", str(tmp_path / "resume"))
