@@ -199,3 +199,20 @@ def test_scan_filters_extensions_and_hidden(tmp_path):
         (tmp_path / name).write_bytes(b"x" * 3)
     assert scan(tmp_path)["path"].tolist() == ["a.WAV", "b.flac", "sub/e.ogg"]
     assert scan(tmp_path, [".flac"])["path"].tolist() == ["b.flac"]
+
+
+@pytest.mark.parametrize("damage", [b"PAR1 truncated by a full disk", b""])
+def test_corrupt_index_is_rebuilt_with_full(demo, tmp_path, damage):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for f in sorted(demo.audio_dir.rglob("*.flac"))[:2]:
+        shutil.copy2(f, lib / f.name)
+    out = tmp_path / "idx.parquet"
+    out.write_bytes(damage)
+    with pytest.raises(IndexFileError, match=r"idx\.parquet: the existing index cannot be read .*--full`$"):
+        build_index(lib, out, progress=False)  # no models given: nothing to rebuild with
+    build_index(lib, out, [demo.model], full=True, progress=False)
+    assert sorted(read_index(out).files["path"]) == sorted(p.name for p in lib.iterdir())
+    out.write_bytes(damage)
+    build_index(lib, out, [demo.model], progress=False)  # also without --full when the models are given
+    assert len(read_index(out).files) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +14,10 @@ import pytest
 import torch
 
 from helpers import REPO, TESTS
+from helpers.tiny import tiny_data, tiny_model
+from salsa2.config.params import TrainParams
+from salsa2.training.loop import fit
+from salsa2.training.losses import LOSSES
 from salsa2.training.resume import ResumeState, config_key
 
 HERE = Path(__file__).resolve().parent  # resume_run.py, the training run
@@ -121,3 +126,53 @@ def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_
     assert edited.key != killed.key
     assert edited.load() is None and not killed.path.exists()
     edited.clear()
+
+
+@pytest.fixture(params=["tmpfs", "injected"])
+def full_resume_dir(request, tmp_path, monkeypatch):
+    """A resume folder on a full disk: a 64 KB tmpfs where the test may mount one, else a fault-injected writer
+    that fails the way torch.save does on a full disk (a few bytes written, then RuntimeError)."""
+    root = tmp_path / "resume"
+    root.mkdir()
+    if request.param == "tmpfs":
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here; the injected writer covers this case")
+        request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(root)], check=False))
+    else:
+        real_save = torch.save
+
+        def full_disk(obj, f, *args, **kwargs):
+            if str(f).startswith(str(root)):
+                Path(f).write_bytes(b"\0" * 64)
+                raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+            return real_save(obj, f, *args, **kwargs)
+
+        monkeypatch.setattr(torch, "save", full_disk)
+    return root
+
+
+def test_full_disk_under_resume_folder_does_not_stop_training(full_resume_dir, caplog):
+    torch.manual_seed(0)
+    train, store = tiny_data(20, seed=0)
+    val, _ = tiny_data(8, seed=0)
+    cfg = TrainParams(epochs=2, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu")
+    model = tiny_model()
+    ckpt = ResumeState("tiny", "key0", full_resume_dir)
+    with caplog.at_level(logging.WARNING, logger="salsa2.training.resume"):
+        result = fit(model, LOSSES.build("nt_xent"), train, val, cfg, audio_lr=1e-3, text_lr=0.0,
+                     text_features=store, seed=0, checkpointer=ckpt)
+    assert len(result.history) == 2  # every epoch trained
+    warnings = [r.getMessage() for r in caplog.records if "resume state" in r.getMessage()]
+    assert len(warnings) == 1 and "training continues without it" in warnings[0]
+    # no half-written state left to resume from (the empty lock file only marks a live run)
+    assert not [p for p in ckpt.dir.rglob("*") if p.is_file() and p.name != "lock"]
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+def test_unreadable_resume_state_starts_fresh(tmp_path, caplog):
+    ckpt = ResumeState("tiny", "key0", tmp_path)
+    ckpt.dir.mkdir(parents=True)
+    ckpt.path.write_bytes(b"PK\x03\x04" + b"\0" * 60)  # what a full disk left behind under older versions
+    assert ckpt.load() is None
+    assert not ckpt.path.exists()

@@ -1,0 +1,74 @@
+"""Published encoder weights (model.pretrained): the cache, offline errors, checksums and hand-copied files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from salsa2.model import pretrained
+
+
+def test_bad_hand_copied_weights_are_not_trusted_and_the_advice_works(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("SALSA2_OFFLINE", "1")
+    target = tmp_path / pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"].filename
+    record = target.with_name(target.name + ".sha256")
+    target.write_text("<!DOCTYPE html><html>Sign in to continue</html>")  # what a browser "download" saved
+    with pytest.raises(pretrained.WeightsUnavailable) as err:
+        pretrained.fetch_weights("mn40_as_ext")
+    msg = str(err.value)
+    assert "\n" not in msg and str(target) in msg and "is not a PyTorch checkpoint (UnpicklingError" in msg
+    assert f"copy it to {target}" in msg  # the advice
+    assert not record.exists()  # nothing recorded for a file that does not load
+    torch.save({"w": torch.arange(3.0)}, target)  # the user follows the advice: the right file, copied in
+    assert pretrained.fetch_weights("mn40_as_ext") == target
+    assert record.read_text().split() == [pretrained.sha256_of(target), target.name, pretrained.LOADED]
+
+
+def test_unverified_record_of_older_versions_is_rechecked(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
+    target = tmp_path / pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"].filename
+    record = target.with_name(target.name + ".sha256")
+    record.write_text(f"{'ab' * 32}  {target.name}\n")  # recorded for a bad file before the load check existed
+    torch.save({"w": torch.ones(2)}, target)
+    assert pretrained.fetch_weights("mn40_as_ext") == target
+    assert record.read_text().split()[0] == pretrained.sha256_of(target)
+    torch.save({"w": torch.zeros(2)}, target)  # a verified record is kept: a changed file is refused
+    with pytest.raises(pretrained.WeightsUnavailable, match="was recorded for it .* when it first loaded"):
+        pretrained.fetch_weights("mn40_as_ext")
+
+
+def test_weights_path_that_is_no_checkpoint_is_one_line(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x00\x01garbage")
+    with pytest.raises(pretrained.WeightsUnavailable,
+                       match=r"model\.pt is not a PyTorch checkpoint .*; give the checkpoint"):
+        pretrained.load_state_dict(pretrained.resolve(str(bad), "mn40_as_ext"))
+
+
+def test_weights_offline_error_names_file_url_and_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("SALSA2_OFFLINE", "1")
+    with pytest.raises(pretrained.WeightsUnavailable) as err:
+        pretrained.fetch_weights("mn40_as_ext")
+    msg = str(err.value)
+    url = pretrained.PUBLISHED_WEIGHTS["mn40_as_ext"].url
+    assert "mn40_as_ext_mAP_487.pt" in msg and url in msg and str(tmp_path) in msg
+    with pytest.raises(pretrained.WeightsUnavailable, match="does not exist"):
+        pretrained.resolve(str(tmp_path / "nope.pt"), "mn40_as_ext")
+    assert pretrained.resolve("none", "mn40_as_ext") is None
+
+
+def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALSA2_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("SALSA2_OFFLINE", "1")
+    src = tmp_path / "hand.pt"
+    torch.save({"w": torch.arange(3.0)}, src)
+    path = pretrained.copy_into_cache(src, "atst_as2M")
+    assert pretrained.fetch_weights("atst_as2M") == path
+    record = path.with_name(path.name + ".sha256").read_text().split()[0]
+    assert record == pretrained.sha256_of(src)
+    assert torch.equal(pretrained.load_state_dict(path)["w"], torch.arange(3.0))
+    torch.save({"w": torch.zeros(3)}, path)  # the file changes behind the cache's back
+    with pytest.raises(pretrained.WeightsUnavailable, match="sha256"):
+        pretrained.fetch_weights("atst_as2M")
