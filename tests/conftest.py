@@ -72,3 +72,11 @@ def search_demo(tiny_demo, trained_model, tmp_path_factory):
     from helpers.search_demo import build_search_demo
 
     return build_search_demo(tiny_demo, trained_model, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The frozen MiniLM text encoder (max_length 32)."""
+    from salsa2.model.encoders import TEXT_ENCODERS
+
+    return TEXT_ENCODERS.build("minilm", max_length=32, trainable_layers=0)

@@ -1,4 +1,5 @@
-"""Demo encoders keep the token/weights contract; the snippet wrapper averages snippet embeddings."""
+"""Demo encoders keep the token/weights contract; the snippet wrapper averages snippet embeddings; the channels-last
+CNN computes the 1D CNN; the demo transformer has no dropout."""
 
 import pytest
 import torch
@@ -6,8 +7,10 @@ import torch
 from salsa2.model.encoders import AUDIO_ENCODERS
 from salsa2.model.encoders.base import AudioEncoder, SnippetEncoder, weighted_mean
 from salsa2.audio.frontends import FrontendConfig
+from helpers import REPO
 
 FE = FrontendConfig()
+MEL64 = FrontendConfig(n_mels=64, f_max=8000.0)
 
 
 @pytest.mark.parametrize("arch", ["small_mobilenet1d", "small_mobilenet2d", "small_transformer"])
@@ -57,3 +60,35 @@ def test_snippets_are_averaged_with_equal_weight():
     # A trailing snippet shorter than min_snippet_frames is dropped.
     emb = weighted_mean(*enc(mel, torch.tensor([22])))
     assert emb.item() == pytest.approx((1 + 4) / 2)
+
+
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_channels_last_cnn_computes_the_1d_cnn(train_mode):
+    torch.manual_seed(0)
+    plain = AUDIO_ENCODERS.build("small_mobilenet1d", frontend=MEL64, width=0.5, out_dim=32)
+    fast = AUDIO_ENCODERS.build("small_mobilenet1d", frontend=MEL64, width=0.5, out_dim=32, channels_last=True)
+    fast.load_state_dict(plain.state_dict())  # a checkpoint of the 1D variant loads
+    plain.train(train_mode)
+    fast.train(train_mode)
+    mel = torch.randn(4, 64, 250) - 4.5
+    lengths = torch.tensor([250, 200, 97, 31])
+    (a, wa), (b, wb) = plain(mel, lengths), fast(mel, lengths)
+    assert a.shape == b.shape == (4, 16, 32)
+    assert torch.equal(wa, wb)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_channels_last_is_only_for_the_1d_cnn():
+    from salsa2.model.encoders.small_cnn import SmallMobileNet
+
+    with pytest.raises(ValueError, match="channels_last"):
+        SmallMobileNet(MEL64, dims=2, channels_last=True)
+
+
+def test_demo_transformer_has_no_dropout():
+    from salsa2.config.params import load_params
+
+    kwargs = load_params(REPO / "params.yaml")["audio_encoders"]["transformer"]["kwargs"]
+    enc = AUDIO_ENCODERS.build("small_transformer", frontend=MEL64, **kwargs)
+    rates = [m.p for m in enc.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates and all(p == 0.0 for p in rates)

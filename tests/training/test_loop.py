@@ -1,4 +1,5 @@
-"""Training loop, checkpoints and correspondence estimates on the tiny demo."""
+"""The training loop (salsa2.training.loop): LR schedule, validation every k epochs and the best epoch kept, the
+trained state, and a model trained on the tiny demo that beats chance and reloads identically."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ from salsa2.evaluation.embed import embed_split_audio, embed_captions
 from salsa2.evaluation.metrics import bidirectional_metrics
 from salsa2.distill.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
 from salsa2.features.text_cache import TextFeatureStore
-from salsa2.training.loop import lr_factor
+from salsa2.config.params import TrainParams
+from salsa2.training.loop import fit, load_trained_state, lr_factor, trained_state, validates
+from helpers.tiny import tiny_data, tiny_model
 
 
 def test_schedule_warmup_then_cosine():
@@ -68,3 +71,45 @@ def test_targets_refuse_unknown_clips(tmp_path):
     save_targets(tmp_path / "t.npz", np.zeros((1, 1), np.float32), ["a"], ["c"], ["m"])
     with pytest.raises(KeyError, match="no estimates"):
         TeacherTargets(tmp_path / "t.npz", ["a", "b"], ["c"])
+
+
+def test_validates_every_k_epochs_and_always_the_last():
+    assert [e for e in range(10) if validates(e, 10, 2)] == [1, 3, 5, 7, 9]
+    assert [e for e in range(5) if validates(e, 5, 2)] == [1, 3, 4]
+    assert [e for e in range(3) if validates(e, 3, 1)] == [0, 1, 2]
+
+
+def test_fit_keeps_the_best_validated_epoch_only():
+    train, store = tiny_data(20, seed=0)
+    val, _ = tiny_data(8, seed=0)
+    model = tiny_model()
+    cfg = TrainParams(epochs=5, batch_size=6, lr=3e-3, device="cpu", validate_every=2)
+    result = fit(model, _nt_xent(), train, val, cfg, audio_lr=3e-3, text_lr=0.0, text_features=store)
+    validated = [r["epoch"] for r in result.history if "val/t2a/mAP@10" in r]
+    assert validated == [1, 3, 4]
+    assert result.best_epoch in validated
+    best = max(r["val/t2a/mAP@10"] for r in result.history if "val/t2a/mAP@10" in r)
+    assert result.best_val["t2a/mAP@10"] == best
+
+
+def test_fit_rejects_validate_every_zero():
+    train, store = tiny_data(8, seed=0)
+    with pytest.raises(ValueError, match="validate_every"):
+        fit(tiny_model(), _nt_xent(), train, train, TrainParams(epochs=1, device="cpu", validate_every=0),
+            audio_lr=1e-3, text_lr=0.0, text_features=store)
+
+
+def _nt_xent():
+    from salsa2.training.losses import LOSSES
+
+    return LOSSES.build("nt_xent", tau=0.05)
+
+
+def test_training_state_of_another_model_is_refused():
+    state = trained_state(tiny_model())
+    state["audio_proj.extra"] = torch.zeros(1)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        load_trained_state(tiny_model(), state)
+    del state["audio_proj.extra"], state["audio_proj.weight"]
+    with pytest.raises(RuntimeError, match="missing"):
+        load_trained_state(tiny_model(), state)

@@ -1,4 +1,6 @@
-"""A training run killed (SIGKILL) after an epoch's checkpoint continues from it and ends as if never killed."""
+"""Resuming training (salsa2.training.resume): a run killed (SIGKILL) or interrupted after an epoch's checkpoint
+continues from it and ends as if never stopped; state of other params, of a live run or of other code is not
+continued; a full disk or an unreadable state never stops training."""
 
 from __future__ import annotations
 
@@ -176,3 +178,29 @@ def test_unreadable_resume_state_starts_fresh(tmp_path, caplog):
     ckpt.path.write_bytes(b"PK\x03\x04" + b"\0" * 60)  # what a full disk left behind under older versions
     assert ckpt.load() is None
     assert not ckpt.path.exists()
+
+
+def test_interrupted_fit_resumes_bit_identically_with_validation_every_2(tmp_path):
+    """In-process twin of test_killed_run_resumes_from_its_last_checkpoint: stop after epoch 1's checkpoint,
+    re-run."""
+    train, store = tiny_data(20, seed=0)
+    val, _ = tiny_data(8, seed=0)
+    cfg = TrainParams(epochs=4, batch_size=6, lr=3e-3, warmup_epochs=0.5, max_seconds=1.0, device="cpu",
+                      validate_every=2)
+
+    def run(root, stop_at=None):
+        def on_epoch(epoch, record):
+            if epoch == stop_at:
+                raise KeyboardInterrupt
+        model = tiny_model(dropout=0.1)
+        result = fit(model, LOSSES.build("nt_xent", tau=0.05), train, val, cfg, audio_lr=1e-3, text_lr=0.0,
+                     text_features=store, on_epoch=on_epoch, checkpointer=ResumeState("tiny", "key0", root))
+        return model, result
+
+    straight, want = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_at=1)
+    resumed, got = run(tmp_path / "b")
+    assert got.best_epoch == want.best_epoch and got.best_val == want.best_val
+    for key, value in straight.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
