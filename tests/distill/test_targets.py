@@ -1,4 +1,5 @@
-"""C-hat from stored embeddings equals the dense matrix; dumps and evaluation never need N x N."""
+"""Correspondence estimates C-hat (salsa2.distill.targets): members aligned by id, C-hat from stored embeddings equals
+the dense matrix, dumps never need N x N, unknown clips are refused."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import numpy as np
 import pytest
 
 from salsa2.distill import targets
-from salsa2.evaluation.metrics import bidirectional_metrics, constant_scores, embedding_scores, mean_scores
 from salsa2.distill.targets import (TeacherTargets, build_targets, ensemble_similarities, load_embeddings, open_npz,
-                            resolve_mode, save_similarities)
+                            resolve_mode, save_similarities, save_targets)
 
 
 def _normed(rng, n, d):
@@ -101,18 +101,25 @@ def test_missing_ids_name_the_file(members, tmp_path):
         TeacherTargets(tmp_path / "t.npz", audio_ids + ["nope"], caption_ids)
 
 
-def test_blockwise_evaluation_equals_matrix_evaluation():
-    rng = np.random.default_rng(3)
-    audio_ids = [f"a{i}" for i in range(40)]
-    cap_audio = [audio_ids[i] for i in rng.integers(0, 40, 150)] + audio_ids  # every clip has a caption
-    members = [(_normed(rng, 40, 8), _normed(rng, 190, 8)) for _ in range(2)]
-    mean = np.mean([a @ t.T for a, t in members], axis=0)
-    full = bidirectional_metrics(mean, audio_ids, cap_audio)
-    blocked = bidirectional_metrics(mean_scores([embedding_scores(a, t) for a, t in members]), audio_ids,
-                                    cap_audio, block=9)
-    assert full.keys() == blocked.keys()
-    for k in full:
-        assert blocked[k] == pytest.approx(full[k], abs=1e-9)
-    chance = bidirectional_metrics(constant_scores(40, 190), audio_ids, cap_audio, block=9)
-    assert chance == bidirectional_metrics(np.zeros((40, 190)), audio_ids, cap_audio)
-    assert chance["t2a/R@1"] == pytest.approx(1 / 40)
+def test_ensemble_aligns_members_by_id(tmp_path):
+    rng = np.random.default_rng(0)
+    a, t = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
+    b, u = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
+    audio_ids, caption_ids = [f"a{i}" for i in range(4)], [f"c{j}" for j in range(6)]
+    save_similarities(tmp_path / "m1.npz", audio_ids, caption_ids, a, t)
+    perm_a, perm_c = [2, 0, 3, 1], [5, 4, 3, 2, 1, 0]
+    save_similarities(tmp_path / "m2.npz", [audio_ids[i] for i in perm_a], [caption_ids[j] for j in perm_c],
+                      b[perm_a], u[perm_c])
+    mean, rows, cols = ensemble_similarities([tmp_path / "m1.npz", tmp_path / "m2.npz"])
+    assert rows == audio_ids and cols == caption_ids
+    np.testing.assert_allclose(mean, (a @ t.T + b @ u.T) / 2, rtol=1e-5)
+    save_targets(tmp_path / "t.npz", mean, rows, cols, ["m1", "m2"])
+    teacher = TeacherTargets(tmp_path / "t.npz", ["a3", "a1"], ["c0", "c5", "c2"])
+    block = teacher.block(np.array([0, 1]), np.array([2, 0]))
+    np.testing.assert_allclose(block.numpy(), mean[np.ix_([3, 1], [2, 0])])
+
+
+def test_targets_refuse_unknown_clips(tmp_path):
+    save_targets(tmp_path / "t.npz", np.zeros((1, 1), np.float32), ["a"], ["c"], ["m"])
+    with pytest.raises(KeyError, match="no estimates"):
+        TeacherTargets(tmp_path / "t.npz", ["a", "b"], ["c"])

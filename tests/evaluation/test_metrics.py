@@ -1,12 +1,13 @@
 """Retrieval metrics on hand-made rankings (Tymofieiev 2025, sec. 3.8; Xie et al. 2024, sec. IV-D;
-DCASE 2025 task 6)."""
+DCASE 2025 task 6); blockwise evaluation of stored embeddings equals evaluating the matrix."""
 
 import math
 
 import numpy as np
 import pytest
 
-from salsa2.evaluation.metrics import bidirectional_metrics, multi_relevance_metrics, retrieval_metrics
+from salsa2.evaluation.metrics import (bidirectional_metrics, constant_scores, embedding_scores, mean_scores,
+                                      multi_relevance_metrics, retrieval_metrics)
 
 
 def _ranked(order_per_query, n_items):
@@ -133,3 +134,25 @@ def test_vector_path_equals_per_query_metrics(norm):
     assert mixed["mAP@10"] == pytest.approx(np.mean([a for a, _, _ in one_by_one]), abs=1e-12)
     assert mixed["R@5"] == pytest.approx(np.mean([h[1] for _, _, h in one_by_one]), abs=1e-12)
     assert mixed["R@10_share"] == pytest.approx(np.mean([h[2] for _, h, _ in one_by_one]), abs=1e-12)
+
+
+def _normed(rng, n, d):
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_blockwise_evaluation_equals_matrix_evaluation():
+    rng = np.random.default_rng(3)
+    audio_ids = [f"a{i}" for i in range(40)]
+    cap_audio = [audio_ids[i] for i in rng.integers(0, 40, 150)] + audio_ids  # every clip has a caption
+    members = [(_normed(rng, 40, 8), _normed(rng, 190, 8)) for _ in range(2)]
+    mean = np.mean([a @ t.T for a, t in members], axis=0)
+    full = bidirectional_metrics(mean, audio_ids, cap_audio)
+    blocked = bidirectional_metrics(mean_scores([embedding_scores(a, t) for a, t in members]), audio_ids,
+                                    cap_audio, block=9)
+    assert full.keys() == blocked.keys()
+    for k in full:
+        assert blocked[k] == pytest.approx(full[k], abs=1e-9)
+    chance = bidirectional_metrics(constant_scores(40, 190), audio_ids, cap_audio, block=9)
+    assert chance == bidirectional_metrics(np.zeros((40, 190)), audio_ids, cap_audio)
+    assert chance["t2a/R@1"] == pytest.approx(1 / 40)

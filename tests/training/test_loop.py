@@ -9,7 +9,6 @@ from salsa2.model.checkpoint import load_checkpoint
 from salsa2.features.splits import load_split
 from salsa2.evaluation.embed import embed_split_audio, embed_captions
 from salsa2.evaluation.metrics import bidirectional_metrics
-from salsa2.distill.targets import TeacherTargets, ensemble_similarities, save_similarities, save_targets
 from salsa2.features.text_cache import TextFeatureStore
 from salsa2.config.params import TrainParams
 from salsa2.training.loop import fit, load_trained_state, lr_factor, trained_state, validates
@@ -47,30 +46,6 @@ def test_trained_model_beats_chance_and_reloads_identically(trained_model, tiny_
     assert learned > 1.3 * chance  # ... and ranks unseen clips better than chance (16 clips: a noisy figure)
     again, _ = load_checkpoint(trained_model)
     torch.testing.assert_close(embed_split_audio(again, split["test"]), embed_split_audio(model, split["test"]))
-
-
-def test_ensemble_aligns_members_by_id(tmp_path):
-    rng = np.random.default_rng(0)
-    a, t = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
-    b, u = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
-    audio_ids, caption_ids = [f"a{i}" for i in range(4)], [f"c{j}" for j in range(6)]
-    save_similarities(tmp_path / "m1.npz", audio_ids, caption_ids, a, t)
-    perm_a, perm_c = [2, 0, 3, 1], [5, 4, 3, 2, 1, 0]
-    save_similarities(tmp_path / "m2.npz", [audio_ids[i] for i in perm_a], [caption_ids[j] for j in perm_c],
-                      b[perm_a], u[perm_c])
-    mean, rows, cols = ensemble_similarities([tmp_path / "m1.npz", tmp_path / "m2.npz"])
-    assert rows == audio_ids and cols == caption_ids
-    np.testing.assert_allclose(mean, (a @ t.T + b @ u.T) / 2, rtol=1e-5)
-    save_targets(tmp_path / "t.npz", mean, rows, cols, ["m1", "m2"])
-    teacher = TeacherTargets(tmp_path / "t.npz", ["a3", "a1"], ["c0", "c5", "c2"])
-    block = teacher.block(np.array([0, 1]), np.array([2, 0]))
-    np.testing.assert_allclose(block.numpy(), mean[np.ix_([3, 1], [2, 0])])
-
-
-def test_targets_refuse_unknown_clips(tmp_path):
-    save_targets(tmp_path / "t.npz", np.zeros((1, 1), np.float32), ["a"], ["c"], ["m"])
-    with pytest.raises(KeyError, match="no estimates"):
-        TeacherTargets(tmp_path / "t.npz", ["a", "b"], ["c"])
 
 
 def test_validates_every_k_epochs_and_always_the_last():
