@@ -1,4 +1,4 @@
-"""Test helpers: a 127.0.0.1 HTTP file server with Range support and tiny generated audio clips."""
+"""A 127.0.0.1 HTTP file server with Range support, tiny generated audio clips and a small folder dataset."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
 
@@ -97,3 +98,18 @@ def write_clip(path: str | Path, seconds: float = 0.6, sr: int = 8000, kind: str
         0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
     sf.write(str(path), wav, sr, format=fmt)
     return path
+
+
+def folder_library(root: Path) -> None:
+    """A bring-your-own folder: a stereo 32 kHz clip with two captions, a silent, a too short, a corrupt and a
+    missing file, listed in captions.csv (split train)."""
+    rng = np.random.default_rng(0)
+    sf.write(root / "good.wav", rng.normal(0, 0.1, (32000, 2)).astype(np.float32), 32000)
+    sf.write(root / "silent.flac", np.zeros(16000 * 2, np.float32), 16000)
+    sf.write(root / "short.wav", rng.normal(0, 0.1, 1600).astype(np.float32), 16000)
+    (root / "corrupt.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+    pd.DataFrame({
+        "file": ["good.wav", "good.wav", "silent.flac", "short.wav", "corrupt.wav", "absent.wav"],
+        "caption": ["Noise,  loud!", "static hiss", "nothing", "a blip", "broken", "gone"],
+        "split": ["train"] * 6,
+    }).to_csv(root / "captions.csv", index=False)

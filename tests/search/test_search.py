@@ -53,6 +53,13 @@ def test_top_k_ties_keep_the_lower_row():
     assert top_k(np.zeros((0, 2), np.float32), items, 5)[1].shape == (0, 0)
 
 
+def test_top_k_with_a_nan_row_still_returns_k_valid_hits():
+    """An index row with a NaN embedding (an index from before the non-finite checks) must not eat a hit."""
+    items = np.array([[1.0, 0.0], [np.nan, np.nan], [0.6, 0.8], [0.0, 1.0]], np.float32)
+    scores, rows = top_k(np.array([[1.0, 0.0]], np.float32), items, 3)
+    assert rows[0].tolist() == [0, 2, 3] and np.isfinite(scores).all()
+
+
 def test_mean_query_is_the_normalised_mean():
     out = mean_query(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
     np.testing.assert_allclose(out, [[0.5**0.5, 0.5**0.5]], rtol=1e-6)
