@@ -1,10 +1,11 @@
-"""Log-mel frontend: filterbank geometry and spectrogram shape."""
+"""Log-mel frontend: filterbank geometry, spectrogram shape and cache keys."""
 
 import numpy as np
 import pytest
 import torch
 
 from salsa2.audio.frontends import FrontendConfig, LogMel, hz_to_mel, mel_filterbank, mel_to_hz
+from helpers.paper import KALDI128
 
 
 @pytest.mark.parametrize("scale", ["htk", "slaney"])
@@ -41,3 +42,11 @@ def test_logmel_shape_and_tone_band():
 def test_key_ignores_normalisation_constants_only():
     assert FrontendConfig().key() == FrontendConfig(norm_mean=0.0).key()
     assert FrontendConfig().key() != FrontendConfig(hop_length=320).key()
+
+
+def test_frontend_keys_of_existing_settings_are_unchanged():
+    assert FrontendConfig().key() == "ef8e59e376"  # the demo's mel64 cache key before the new fields
+    assert FrontendConfig(window="hann_symmetric").key() != FrontendConfig().key()
+    assert KALDI128.key() != FrontendConfig(**{**KALDI128.to_dict(), "mel_scale": "slaney"}).key()
+    with pytest.raises(ValueError, match="mel_scale"):
+        FrontendConfig(mel_scale="mfcc")

@@ -1,13 +1,16 @@
-"""The paper frontends' authors-path details: 32 -> 16 kHz sinc resampling and frames past the clip's end."""
+"""The paper frontends' authors-path details: Kaldi mel banks, PaSST's pre-emphasis and window, 32 -> 16 kHz sinc
+resampling and frames past the clip's end."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 import torch
 
-from salsa2.audio.frontends import FrontendConfig, LogMel, sinc_resample
+from salsa2.audio.frontends import FrontendConfig, LogMel, kaldi_mel_banks, sinc_resample
+from helpers.paper import KALDI128
 
 
 def tone(freq: float, rate: int, seconds: float = 0.5) -> torch.Tensor:
@@ -61,3 +64,43 @@ def test_frames_past_end_are_the_frames_over_zero_padding():
     torch.testing.assert_close(out[..., :-3], ref[..., :-3])  # away from the end: equal
     torch.testing.assert_close(out[..., -2:], ref[..., -2:], atol=1e-4, rtol=1e-4)  # the tail frames too
     assert float(out[0, :, -2:].mean()) > math.log(1e-5) + 1.0  # and they hold audio, not silence
+
+
+def test_kaldi_mel_banks_match_hand_computed_triangles():
+    # One band between 0 Hz and 4 kHz at sr 8 kHz, n_fft 8: bins at 0, 1, 2, 3 kHz (+ a zero Nyquist column).
+    banks = kaldi_mel_banks(1, 8, 8000, 0.0, 4000.0)
+    assert banks.shape == (1, 5)
+    mel = lambda f: 1127.0 * math.log(1.0 + f / 700.0)  # noqa: E731
+    hi = mel(4000.0)
+    centre = hi / 2
+    expected = [min(mel(f) / centre, (hi - mel(f)) / (hi - centre)) for f in (0.0, 1000.0, 2000.0, 3000.0)]
+    np.testing.assert_allclose(banks[0, :4], np.maximum(expected, 0.0), rtol=1e-6)
+    assert banks[0, 4] == 0.0
+    assert banks[0, 1] == pytest.approx(0.93193, abs=1e-4)  # mel(1 kHz) = 1000.0, centre = 2146.07 / 2
+
+
+def test_kaldi128_bank_shape_and_coverage():
+    fb = torch.from_numpy(kaldi_mel_banks(128, 1024, 32000, 0.0, 15000.0))
+    assert fb.shape == (128, 513)
+    assert fb[:, -1].abs().sum() == 0 and (fb >= 0).all() and fb.max() <= 1.0
+    above = torch.arange(513) * 32000 / 1024 > 15000.0
+    assert fb[:, above].sum() == 0  # nothing above f_max
+    assert (fb.sum(1) > 0).all()  # every band sees at least one bin
+
+
+def test_passt_frontend_details():
+    """Trimmed pre-emphasis (one sample shorter), symmetric Hann window, Kaldi banks."""
+    n = 32000
+    module = LogMel(KALDI128)
+    assert torch.equal(module.window, torch.hann_window(800, periodic=False))
+    wav = torch.sin(torch.arange(n) * 2 * math.pi * 1000 / 32000)[None]
+    out = module(wav)
+    assert KALDI128.tail_frames == 2  # frames_past_end: ceil(400 / 320) frames straddle the end
+    assert out.shape == (1, 128, KALDI128.num_frames(n)) == (1, 128, (n - 1) // 320 + 1 + 2)
+    # the pre-emphasised signal the STFT sees is x[1:] - 0.97 x[:-1]: compare one frame by hand
+    y = wav[0, 1:] - 0.97 * wav[0, :-1]
+    frame = torch.nn.functional.pad(y[None], (512, 512), mode="reflect")[0, 320 * 10: 320 * 10 + 1024]
+    window = torch.nn.functional.pad(module.window, (112, 112))
+    power = torch.fft.rfft(frame * window).abs().square()
+    expected = torch.log(module.fbank @ power + 1e-5)
+    torch.testing.assert_close(out[0, :, 10], expected, atol=1e-3, rtol=1e-4)

@@ -1,11 +1,14 @@
-"""Published encoder weights (model.pretrained): the cache, offline errors, checksums and hand-copied files."""
+"""Published encoder weights (salsa2.model.pretrained): the cache, offline errors, checksums, hand-copied files, and
+saved models that reload without them."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from salsa2.audio.frontends import FrontendConfig
 from salsa2.model import pretrained
+from salsa2.model.encoders import AUDIO_ENCODERS
 
 
 def test_bad_hand_copied_weights_are_not_trusted_and_the_advice_works(tmp_path, monkeypatch):
@@ -72,3 +75,30 @@ def test_weights_checksum_recorded_then_verified(tmp_path, monkeypatch):
     torch.save({"w": torch.zeros(3)}, path)  # the file changes behind the cache's back
     with pytest.raises(pretrained.WeightsUnavailable, match="sha256"):
         pretrained.fetch_weights("atst_as2M")
+
+
+def test_saved_model_reloads_without_fetching_pretrained_weights(tmp_path):
+    """``load_checkpoint`` rebuilds an encoder that has ``weights`` with ``weights: none`` (the saved state replaces
+    it)."""
+    from salsa2.model.checkpoint import load_checkpoint, save_checkpoint
+    from salsa2.model.dual_encoder import DualEncoder, ModelConfig
+
+    calls = []
+
+    if "_test_pretrained_cnn" not in AUDIO_ENCODERS:
+        @AUDIO_ENCODERS.register("_test_pretrained_cnn")
+        def _build(frontend, weights="pretrained"):
+            calls.append(weights)
+            if weights != "none":
+                raise pretrained.WeightsUnavailable("would download")
+            return AUDIO_ENCODERS.build("small_mobilenet1d", frontend=frontend, out_dim=16)
+
+    torch.manual_seed(0)
+    cfg = ModelConfig("_test_pretrained_cnn", FrontendConfig(), embed_dim=8, audio_kwargs={"weights": "none"})
+    model = DualEncoder(cfg)
+    model.cfg = ModelConfig(**{**cfg.__dict__, "audio_kwargs": {"weights": "pretrained"}})  # as trained
+    save_checkpoint(tmp_path / "m", model)
+    loaded, _ = load_checkpoint(tmp_path / "m")
+    assert calls == ["none", "none"] and loaded.cfg.audio_kwargs == {"weights": "pretrained"}
+    for k, v in model.audio_encoder.state_dict().items():
+        assert torch.equal(loaded.audio_encoder.state_dict()[k], v)
