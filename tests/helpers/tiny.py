@@ -1,16 +1,23 @@
-"""Tiny stand-ins shared by the scale tests: a fake spectrogram cache, a fake frozen text encoder with cached
-features, and a few-hundred-parameter dual encoder (no MiniLM, no audio files)."""
+"""Tiny stand-ins shared by the training tests: a fake spectrogram cache, a fake frozen text encoder with cached
+features, a few-hundred-parameter dual encoder (no MiniLM, no audio files), and one epoch's optimizer steps."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from salsa2.config.params import TrainParams
 from salsa2.features.splits import RetrievalData
 from salsa2.features.logmel_cache import MemoryCache
 from salsa2.audio.frontends import FrontendConfig
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
+from salsa2.training.distributed import DistContext
+from salsa2.training.loop import fit
+from salsa2.training.losses import LOSSES
+from salsa2.training.resume import ResumeState
 
 N_MELS = 16
 TEXT_DIM = 12
@@ -70,3 +77,16 @@ def tiny_model(arch: str = "small_transformer", seed: int = 0, dropout: float = 
     torch.manual_seed(seed)
     cfg = ModelConfig(audio_arch=arch, frontend=FRONTEND, text_model="fake", embed_dim=8, audio_kwargs=kwargs)
     return DualEncoder(cfg, text_encoder=FakeTextEncoder())
+
+
+def optimizer_steps(root: Path, **cfg) -> int:
+    """Optimizer steps of one epoch of ``tiny_data(20)`` in batches of 6 (4 batches), read from the resume state
+    written under ``root``; ``cfg``: more TrainParams."""
+    train, store = tiny_data(20, seed=0)  # batch 6 -> 4 batches an epoch
+    val, _ = tiny_data(6, seed=0)
+    ckpt = ResumeState("acc", "k", root / str(sorted(cfg.items())))
+    fit(tiny_model(), LOSSES.build("nt_xent"), train, val,
+        TrainParams(epochs=1, batch_size=6, device="cpu", **cfg), audio_lr=1e-3, text_lr=0.0,
+        text_features=store, checkpointer=ckpt, dist=DistContext())
+    state = torch.load(ckpt.path, weights_only=False)["optimizer"]["state"]
+    return int(next(iter(state.values()))["step"])

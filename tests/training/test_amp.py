@@ -1,38 +1,18 @@
-"""Gradient accumulation steps the optimizer once per k batches; precision settings fail clearly where invalid."""
+"""Mixed precision (salsa2.training.amp): auto picks bf16/fp16 on CUDA and fp32 on CPU, bf16 autocast trains on CPU,
+invalid settings fail clearly."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from salsa2.training.amp import MixedPrecision
+from salsa2.training.amp import MixedPrecision, resolve_precision
 from salsa2.config.params import TrainParams
-from salsa2.training.distributed import DistContext
-from salsa2.training.losses import LOSSES
-from salsa2.training.resume import ResumeState
-from salsa2.training.loop import fit
-from helpers.tiny import tiny_data, tiny_model
-
-
-def _optimizer_steps(tmp_path, **cfg) -> int:
-    train, store = tiny_data(20, seed=0)  # batch 6 -> 4 batches an epoch
-    val, _ = tiny_data(6, seed=0)
-    ckpt = ResumeState("acc", "k", tmp_path / str(sorted(cfg.items())))
-    fit(tiny_model(), LOSSES.build("nt_xent"), train, val,
-        TrainParams(epochs=1, batch_size=6, device="cpu", **cfg), audio_lr=1e-3, text_lr=0.0,
-        text_features=store, checkpointer=ckpt, dist=DistContext())
-    state = torch.load(ckpt.path, weights_only=False)["optimizer"]["state"]
-    return int(next(iter(state.values()))["step"])
-
-
-def test_accumulation_steps_once_per_k_batches(tmp_path):
-    assert _optimizer_steps(tmp_path) == 4
-    assert _optimizer_steps(tmp_path, accumulate=2) == 2
-    assert _optimizer_steps(tmp_path, accumulate=3) == 2  # 3 + the last, partial group of 1
+from helpers.tiny import optimizer_steps
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path):
-    assert _optimizer_steps(tmp_path, precision="bf16") == 4
+    assert optimizer_steps(tmp_path, precision="bf16") == 4
 
 
 def test_precision_errors_are_clear():
@@ -42,3 +22,15 @@ def test_precision_errors_are_clear():
         MixedPrecision("fp8", torch.device("cpu"))
     with MixedPrecision("bf16", torch.device("cpu")).autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_auto_precision(monkeypatch):
+    cuda = torch.device("cuda", 0)
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert MixedPrecision("auto", torch.device("cpu")).dtype is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: not including_emulation)
+    assert resolve_precision("auto", cuda) == "bf16"  # native bf16 (A100, A40, H100)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert resolve_precision("auto", cuda) == "fp16"  # emulated bf16 only (V100, T4): fp16 with a GradScaler
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert TrainParams().precision == "auto"

@@ -1,27 +1,14 @@
-"""precision: auto picks bf16/fp16 on CUDA and fp32 on CPU; compile keeps the training result."""
+"""``compile`` (torch.compile of the encoders) keeps the training result and the checkpoint keys."""
 
 from __future__ import annotations
 
 import torch
 
-from salsa2.training.amp import MixedPrecision, resolve_precision
 from salsa2.config.params import TrainParams
 from salsa2.training.distributed import DistContext
 from salsa2.training.losses import LOSSES
 from salsa2.training.loop import fit
 from helpers.tiny import tiny_data, tiny_model
-
-
-def test_auto_precision(monkeypatch):
-    cuda = torch.device("cuda", 0)
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert MixedPrecision("auto", torch.device("cpu")).dtype is None
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: not including_emulation)
-    assert resolve_precision("auto", cuda) == "bf16"  # native bf16 (A100, A40, H100)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
-    assert resolve_precision("auto", cuda) == "fp16"  # emulated bf16 only (V100, T4): fp16 with a GradScaler
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
-    assert TrainParams().precision == "auto"
 
 
 def test_compiled_encoders_train_like_eager():

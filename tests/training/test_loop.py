@@ -1,5 +1,5 @@
-"""The training loop (salsa2.training.loop): LR schedule, validation every k epochs and the best epoch kept, the
-trained state, and a model trained on the tiny demo that beats chance and reloads identically."""
+"""The training loop (salsa2.training.loop): LR schedule, gradient accumulation, validation every k epochs and the
+best epoch kept, the trained state, and a model trained on the tiny demo that beats chance and reloads identically."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from salsa2.evaluation.metrics import bidirectional_metrics
 from salsa2.features.text_cache import TextFeatureStore
 from salsa2.config.params import TrainParams
 from salsa2.training.loop import fit, load_trained_state, lr_factor, trained_state, validates
-from helpers.tiny import tiny_data, tiny_model
+from helpers.tiny import optimizer_steps, tiny_data, tiny_model
 
 
 def test_schedule_warmup_then_cosine():
@@ -88,3 +88,9 @@ def test_training_state_of_another_model_is_refused():
     del state["audio_proj.extra"], state["audio_proj.weight"]
     with pytest.raises(RuntimeError, match="missing"):
         load_trained_state(tiny_model(), state)
+
+
+def test_accumulation_steps_once_per_k_batches(tmp_path):
+    assert optimizer_steps(tmp_path) == 4
+    assert optimizer_steps(tmp_path, accumulate=2) == 2
+    assert optimizer_steps(tmp_path, accumulate=3) == 2  # 3 + the last, partial group of 1
