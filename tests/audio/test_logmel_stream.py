@@ -63,7 +63,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 @pytest.mark.slow
 def test_two_hour_file_peak_memory_is_bounded(tmp_path):
-    """A 2-hour 16 kHz file: log-mel computed in blocks, peak RSS < 1 GB (was 4.4 GB decoded whole)."""
+    """A 2-hour 16 kHz file: log-mel computed in blocks, peak RSS < 1 GB (decoded whole, it takes several GB)."""
     path = tmp_path / "long.wav"
     rng = np.random.default_rng(3)
     block = (0.1 * rng.standard_normal(16000 * 60)).astype(np.float32)

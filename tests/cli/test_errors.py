@@ -1,4 +1,4 @@
-"""One error style for the CLI and the stages (issue 14 items 12, 13): one line naming the file/value and the fix,
+"""One error style for the CLI and the stages: one line naming the file/value and the fix,
 exit code 2, tracebacks only with --verbose; warnings for cut queries and demo-only models."""
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def test_corrupt_and_unknown_archives(tmp_path):
         extract(tmp_path / "x.rar", tmp_path / "out", progress=False)
 
 
-# ------------------------------------------------------------------------------------ issue 14, item 8
+# ---------------------------------------------------------- extraction targets, expanded size, chained links
 def test_extract_to_checks_the_target_before_extracting(tmp_path, monkeypatch):
     arc = make_zip(tmp_path / "a.zip", {"x.wav": b"X"})
     (tmp_path / "audio").mkdir()

@@ -1,4 +1,4 @@
-"""Caption files of a bring-your-own folder (issue 14 item 3, 12): empty/null/duplicate captions, bad encodings."""
+"""Caption files of a bring-your-own folder: empty/null/duplicate captions, bad encodings."""
 
 from __future__ import annotations
 
@@ -48,17 +48,3 @@ def test_latin1_caption_file_names_the_file(tmp_path):
     (root / "captions.csv").write_bytes("file,caption\nc0.wav,caf\xe9 noise\n".encode("latin-1"))
     with pytest.raises(TableError, match=r"captions.csv: row 2 \(byte .*\) is not UTF-8 text; save .* as UTF-8"):
         prepare_folder(str(root))
-
-
-def test_reject_share_counts_clips_not_dropped_caption_rows():
-    """Dropped duplicate/empty caption rows are listed in rejects.csv but do not count as rejected clips
-    (the demo's paraphrases repeat now and then: 4 duplicate rows of 64 clips once failed `prepare`)."""
-    import pandas as pd
-
-    from salsa2.data.tables import rejected_clips
-
-    rejects = pd.DataFrame({"audio_id": ["d/a", "d/a", "d/b", "d/c", "d/c"],
-                            "reason": ["duplicate_caption", "empty_caption", "duplicate_caption", "corrupt",
-                                       "no_caption"]})
-    assert rejected_clips(rejects) == 1  # d/c: unreadable (and every caption row dropped); d/a, d/b keep captions
-    assert rejected_clips(rejects.iloc[:0]) == 0

@@ -1,12 +1,12 @@
 """Prepared tables (salsa2.data.tables): a prepared set replaces the old one whole, never mixed with it, and never
-replaces a folder of other files."""
+replaces a folder of other files; the reject share counts clips, not dropped caption rows."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from salsa2.data.tables import read_tables, write_prepared
+from salsa2.data.tables import read_tables, rejected_clips, write_prepared
 from salsa2.utils.errors import UserError
 
 
@@ -46,3 +46,13 @@ def test_prepare_refuses_to_replace_a_folder_holding_other_files(tmp_path):
     with pytest.raises(UserError, match=r"sounds: holds 'dog.wav', which is no prepared table; give a new"):
         write_prepared(tmp_path / "sounds", *_tables(1))
     assert (tmp_path / "sounds" / "dog.wav").read_bytes() == b"RIFF"
+
+
+def test_reject_share_counts_clips_not_dropped_caption_rows():
+    """Dropped duplicate/empty caption rows are listed in rejects.csv but do not count as rejected clips
+    (the demo's paraphrases repeat now and then)."""
+    rejects = pd.DataFrame({"audio_id": ["d/a", "d/a", "d/b", "d/c", "d/c"],
+                            "reason": ["duplicate_caption", "empty_caption", "duplicate_caption", "corrupt",
+                                       "no_caption"]})
+    assert rejected_clips(rejects) == 1  # d/c: unreadable (and every caption row dropped); d/a, d/b keep captions
+    assert rejected_clips(rejects.iloc[:0]) == 0

@@ -1,4 +1,4 @@
-"""A clip's embedding never depends on its batch (issue 12, item 1), for every audio encoder.
+"""A clip's embedding never depends on its batch, for every audio encoder.
 
 Each encoder (random weights, ``weights: none``) embeds a short, a 10 s and a long clip alone (input exactly
 as long as the clip) and inside batches of other clips padded wider (as ``collate_mels`` pads to a multiple

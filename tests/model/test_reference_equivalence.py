@@ -1,4 +1,4 @@
-"""salsa2's paper audio path against the authors' code: cosine >= 0.9999 per clip (issue 12, item 5).
+"""salsa2's paper audio path against the authors' code: cosine >= 0.9999 per clip.
 
 tests/fixtures/reference_outputs.npz holds the clip embeddings that the authors' pipeline (OptimusPrimus/salsa
 983b450: their wrappers, frontends, resampling, 10 s windows and pooling) gives for four test waveforms

@@ -1,6 +1,6 @@
-"""SnippetEncoder crops the partly filled snippets of a backbone whose padding is masked (issue 16): the same
+"""SnippetEncoder crops the partly filled snippets of a backbone whose padding is masked: the same
 outputs and gradients as running every snippet at full length, and the backbone really sees the cropped width.
-(Backbones that see whole snippets, fill included, are never cropped: test_reference_equivalence.py holds PaSST,
+(Backbones that see whole snippets, fill included, are never cropped: model/test_reference_equivalence.py holds PaSST,
 MobileNet and ATST to the authors' outputs on 5, 12 and 25 s clips.)"""
 
 import torch

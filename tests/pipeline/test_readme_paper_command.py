@@ -1,4 +1,4 @@
-"""The README's paper command, run exactly as printed, on a shrunken copy of the project (issue 12, item 8).
+"""The README's paper command, run exactly as printed, on a shrunken copy of the project.
 
 The command is read out of README.md (the one ``bash`` line that calls ``salsa2.config.presets``) and run by bash in a
 fresh git + DVC project. The project's params-paper.yaml is the real preset with a tiny override (random
@@ -21,7 +21,7 @@ from salsa2.config import presets
 
 _STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "max_seconds": 10.0, "precision": "fp32"}
 TINY = {
-    "encoders": {"passt": "kaldi128"},  # one of the three keeps the test to ~2 CPU-minutes; all three took ~6
+    "encoders": {"passt": "kaldi128"},  # one of the three encoders: the preset's keys all go through DVC still
     "audio_encoders": {name: {"batch_size": 4, "kwargs": {"weights": "none"}} for name in ("passt", "atst", "mn")},
     "text": {"model": "minilm", "trainable_layers": 0},
     "stage1": _STAGE,
@@ -78,4 +78,4 @@ def test_readme_command_hands_dvc_unquoted_words(tmp_path):
     assert words == presets.override_args(preset, base)
     cmd = "printf '%s\\n' $(python -m salsa2.config.presets params-paper.yaml)"
     bare = _ok(["bash", "-c", cmd], tmp_path).splitlines()
-    assert any(w.startswith("'") for w in bare)  # what used to break
+    assert any(w.startswith("'") for w in bare)  # the bare form keeps the quotes

@@ -55,7 +55,7 @@ def test_reject_share_guard_names_the_rejects_file() -> None:
 
 
 def test_features_stage_exits_2_when_too_many_clips_are_rejected(tmp_path: Path) -> None:
-    """Every clip unreadable: one line naming the rejects file, exit status 2 (was: exit 0 with 0 clips cached)."""
+    """Every clip unreadable: one line naming the rejects file, exit status 2, not an empty cache."""
     import pandas as pd
     import yaml
 
@@ -112,10 +112,9 @@ def _cached_outs() -> list[str]:
 
 
 def test_no_cached_output_is_tracked_by_git() -> None:
-    """A git-tracked file inside a DVC output stops `dvc repro` ("output ... is already tracked by SCM"): after
-    models/targets/<encoder>.npz became the folder models/targets, the committed models/targets/.gitignore broke
-    every fresh clone's `make demo`. DVC's own .gitignore beside templated outputs (models/stage1/.gitignore) is
-    fine."""
+    """A git-tracked file inside a DVC output (e.g. a committed models/targets/.gitignore) stops `dvc repro` in
+    every fresh clone ("output ... is already tracked by SCM"). DVC's own .gitignore beside templated outputs
+    (models/stage1/.gitignore) is fine."""
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     if not tracked:
         pytest.skip("not a git checkout")

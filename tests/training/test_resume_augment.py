@@ -1,4 +1,4 @@
-"""Resume with augmentation is bit-identical (issue 14 item 4): the Mixco and text-mask generators are saved."""
+"""Resume with augmentation is bit-identical: the Mixco and text-mask generators are saved."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def test_http_error_and_offline_name_the_url(served, tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-# ------------------------------------------------------------------ issue 14: replies that do not continue the .part
+# ------------------------------------------------------------------ replies that do not continue the .part
 def test_stale_part_longer_than_the_file_is_not_renamed_into_place_on_416(served, tmp_path):
     dest = tmp_path / "blob.bin"
     (tmp_path / "blob.bin.part").write_bytes(PAYLOAD + b"stale tail of another version")
