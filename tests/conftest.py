@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny demo dataset (generated, prepared, featurised) and a briefly trained model."""
+"""Shared fixtures: a tiny demo dataset (generated, prepared, featurised), a briefly trained model and the search
+material built on them (tests/helpers/search_demo.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -16,8 +19,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _private_resume_dir(tmp_path_factory):
     """Training resume state goes to a per-session folder, never the user's ~/.cache."""
     os.environ["SALSA2_RESUME_DIR"] = str(tmp_path_factory.mktemp("resume"))
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -63,3 +64,19 @@ def trained_model(tiny_demo, tiny_params, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "stage1-cnn"
     train_stage1(tiny_params, "cnn", tiny_demo.data, tiny_demo.features, tiny_demo.text_features, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def search_demo(tiny_demo, trained_model, tmp_path_factory):
+    """A search model trained a little longer than ``trained_model``, both as SearchModels, and every demo clip."""
+    from helpers.search_demo import build_search_demo
+
+    return build_search_demo(tiny_demo, trained_model, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The frozen MiniLM text encoder (max_length 32)."""
+    from salsa2.model.encoders import TEXT_ENCODERS
+
+    return TEXT_ENCODERS.build("minilm", max_length=32, trainable_layers=0)
