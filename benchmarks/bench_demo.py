@@ -1,4 +1,4 @@
-"""Per-stage wall time and the total of a forced `dvc repro` of the demo (issue 16: <= 300 s on two cores).
+"""Per-stage wall time and the total of a forced `dvc repro` of the demo.
 
     python benchmarks/bench_demo.py                      # runs `dvc repro -f` here, prints the table
     python benchmarks/bench_demo.py --save repro.tsv     # ... and keeps the time-stamped output

@@ -1,4 +1,4 @@
-"""Scale benchmark (issue 6; not a test): training throughput, soft-target building, evaluation at Clotho size.
+"""Scale benchmark (not a test): training throughput, soft-target building, evaluation at Clotho size.
 
     PYTHONPATH=src python benchmarks/bench_scale.py [--sizes 50000 400000] [--skip-train] [--work-dir DIR]
 
@@ -53,10 +53,10 @@ def bench_training(steps: int = 6, batch: int = 32, seconds: float = 10.0) -> No
     import torch
     from torch import nn
 
-    from salsa2.config import load_params
-    from salsa2.frontends import FrontendConfig
-    from salsa2.losses import LOSSES
-    from salsa2.model import DualEncoder, ModelConfig
+    from salsa2.config.params import load_params
+    from salsa2.audio.frontends import FrontendConfig
+    from salsa2.training.losses import LOSSES
+    from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
     class CachedText(nn.Module):  # frozen text encoder: the demo reads cached 384-d MiniLM features
         out_dim, frozen = 384, True
@@ -95,7 +95,7 @@ def bench_training(steps: int = 6, batch: int = 32, seconds: float = 10.0) -> No
 
 # ------------------------------------------------------------------------------------------------ targets
 def _write_member(path: Path, n: int, seed: int, chunk: int = 16384) -> None:
-    from salsa2.targets import write_npz
+    from salsa2.utils.npz import write_npz
 
     rng = np.random.default_rng(seed)
 
@@ -112,7 +112,7 @@ def _write_member(path: Path, n: int, seed: int, chunk: int = 16384) -> None:
 
 
 def _build(paths: list[str], out: str, queue) -> None:
-    from salsa2.targets import build_targets
+    from salsa2.distill.targets import build_targets
 
     base = _rss_gb()  # the interpreter with numpy and torch imported
     t0 = time.perf_counter()
@@ -121,7 +121,7 @@ def _build(paths: list[str], out: str, queue) -> None:
 
 
 def _blocks(out: str, n: int, queue) -> None:
-    from salsa2.targets import TeacherTargets
+    from salsa2.distill.targets import TeacherTargets
 
     ids = [f"clip{i:07d}" for i in range(n)]
     t0 = time.perf_counter()
@@ -149,7 +149,7 @@ def _in_fresh_process(target, *args):
 
 
 def bench_targets(sizes: list[int], work: Path) -> None:
-    from salsa2.targets import mean_block
+    from salsa2.distill.ensemble import mean_block
 
     print(f"\n[2] soft targets from embeddings: N clips = N captions, D = {D}, M = {M}; "
           f"blocks of {BATCH} x {BATCH}")
@@ -166,7 +166,7 @@ def bench_targets(sizes: list[int], work: Path) -> None:
         load_s, block_med, block_mean, block_rss, block_anon, block_file = _in_fresh_process(_blocks, str(out), n)
         size_gb = out.stat().st_size / 1e9
         # the dense path: time a 256 x 20k block of the mean similarity, extrapolate to A x T
-        from salsa2.targets import load_embeddings
+        from salsa2.distill.members import load_embeddings
 
         members = [load_embeddings(p) for p in paths]
         cols = min(n, 20_000)
@@ -188,7 +188,7 @@ def bench_targets(sizes: list[int], work: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- evaluation
 def bench_evaluation(n_audio: int = 1045, per_clip: int = 5) -> None:
-    from salsa2.metrics import bidirectional_metrics, embedding_scores, mean_scores
+    from salsa2.evaluation.metrics import bidirectional_metrics, embedding_scores, mean_scores
 
     rng = np.random.default_rng(0)
     audio_ids = [f"clip{i}" for i in range(n_audio)]

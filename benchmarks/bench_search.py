@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_search.py [--model models/stage2/cnn] [--dim 256] [--threads 1]
 
-Measures, per index size: one query (top-10, median of repeats) with salsa2.search.top_k (blocked numpy
+Measures, per index size: one query (top-10, median of repeats) with salsa2.search.query.top_k (blocked numpy
 matmul), the same for a 2-model ensemble, a batch of 100 queries (per query), faiss IndexFlatIP (exact, the
 same result) for comparison, and reading the Parquet index from disk. With ``--model`` it also times
 embedding one text query with that checkpoint (the part of a CLI search that is not the matrix product).
@@ -47,14 +47,14 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (this machine: 2 shared cores)")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS/torch threads")
     ap.add_argument("--model", type=Path, default=None, help="a checkpoint, to time text-query embedding")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    from salsa2.index import Index, read_index, write_index
-    from salsa2.search import top_k
+    from salsa2.search.index import Index, read_index, write_index
+    from salsa2.search.query import top_k
 
     rng = np.random.default_rng(0)
     rows = []
@@ -90,7 +90,7 @@ def main() -> None:
     print(f"exact top-{args.k}, float32, {args.threads} thread(s), {os.cpu_count()} CPUs on this machine")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.model is not None:
-        from salsa2.inference import embed_text, load_model
+        from salsa2.search.inference import embed_text, load_model
 
         t = time.perf_counter()
         model = load_model(args.model)

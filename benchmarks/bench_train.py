@@ -1,17 +1,18 @@
-"""Training-step benchmark (issue 15; not a test): clips/s, the step split, peak memory, projected Clotho stage 1.
+"""Training-step benchmark (not a test): clips/s, the step split, peak memory, projected Clotho stage 1.
 
     PYTHONPATH=src python benchmarks/bench_train.py --preset params-paper.yaml --encoder passt --batch 64
     torchrun --standalone --nproc-per-node 4 benchmarks/bench_train.py --preset params-paper.yaml --encoder passt
     PYTHONPATH=src python benchmarks/bench_train.py --encoder transformer --batch 8 --seconds 10   # the demo
 
 It builds the preset's dual encoder for ``--encoder`` with random audio weights (``weights: none``: no download)
-and trains it on synthetic log-mels of ``--seconds`` through the training loop's pieces: the prefetch loader
-(``salsa2.loader``: the same collate path as ``fit``), DDP over the processes of a ``torchrun`` job with the
-gathered global batch (``salsa2.distributed``), autocast (``salsa2.amp``, ``--precision auto``), optional
-``torch.compile``. Text side (``--text``): ``features`` = frozen cached sentence features (the demo), or a
-randomly initialised, trained RoBERTa on random token ids: ``roberta-large`` (355 M, the paper's) or
-``roberta-tiny`` (4 layers, width 256, for machines that cannot run the large one). Layout: pairs, so a
-global batch holds ``--batch`` clips and ``--batch`` captions (the authors' layout).
+and trains it on synthetic log-mels of ``--seconds`` with the training loop's own set-up and step
+(``salsa2.training.loop.start_run``, ``train_step``): the preset's stage-1 optimizer groups, schedule and gradient
+clipping, the prefetch loader (``salsa2.training.loader``), DDP over the processes of a ``torchrun`` job with the
+gathered global batch (``salsa2.training.distributed``), autocast (``salsa2.training.amp``, ``--precision auto``),
+optional ``torch.compile``; no augmentation, no crop (``max_seconds`` 0). Text side (``--text``): ``features`` =
+frozen cached sentence features (the demo), or a randomly initialised, trained RoBERTa on random token ids:
+``roberta-large`` (355 M, the paper's) or ``roberta-tiny`` (4 layers, width 256, for machines that cannot run the
+large one). Layout: pairs, so a global batch holds ``--batch`` clips and ``--batch`` captions (the authors' layout).
 
 The step time is split into data wait (the loader's queue), forward (encoders, gather, loss), backward,
 gradient sync and optimizer; on CUDA each phase ends with a synchronize. DDP all-reduces during backward;
@@ -43,8 +44,20 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+class RandomFeatures:
+    """Random cached caption features, looked up by caption id (as ``TextFeatureStore.lookup``)."""
+
+    def __init__(self, caption_ids: list[str], features: np.ndarray) -> None:
+        self.row = {c: i for i, c in enumerate(caption_ids)}
+        self.features = features
+
+    def lookup(self, caption_ids: list[str]) -> np.ndarray:
+        return self.features[[self.row[c] for c in caption_ids]]
+
+
 def _text_encoder(kind: str, features_dim: int, max_length: int):
-    """A text tower for the benchmark: frozen cached features, or a random-init RoBERTa on token ids."""
+    """A text tower for the benchmark: frozen cached features, or a random-init RoBERTa whose "tokenizer" reads a
+    caption as its space-separated token ids."""
     import torch
     from torch import nn
 
@@ -73,20 +86,24 @@ def _text_encoder(kind: str, features_dim: int, max_length: int):
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
             return self.model(input_ids=ids).last_hidden_state[:, 0]  # cls pooling (RoBERTa's in salsa2)
 
+        def encode(self, texts: list[str]) -> torch.Tensor:
+            ids = torch.tensor([[int(w) for w in t.split()] for t in texts])
+            return self(ids.to(self.model.embeddings.word_embeddings.weight.device))
+
     return RandomRoberta()
 
 
 def build(args):
-    """(model, loss_fn, training data, text inputs per caption, train params) for the benchmark."""
+    """(model, loss_fn, training data, cached text features or None, params) for the benchmark."""
     import torch
 
-    from salsa2.config import load_params, training_params
-    from salsa2.data import RetrievalData
-    from salsa2.features import MemoryCache
-    from salsa2.losses import LOSSES
-    from salsa2.model import DualEncoder
-    from salsa2.two_stage import model_config
-    from salsa2.presets import apply
+    from salsa2.config.params import load_params, training_params
+    from salsa2.features.splits import RetrievalData
+    from salsa2.features.logmel_cache import MemoryCache
+    from salsa2.training.losses import LOSSES
+    from salsa2.model.dual_encoder import DualEncoder
+    from salsa2.training.stages import model_config
+    from salsa2.config.presets import apply
 
     root = Path(__file__).resolve().parents[1]
     raw = load_params(root / "params.yaml")
@@ -103,14 +120,17 @@ def build(args):
     frames = int(args.seconds * cfg.frontend.frames_per_second)
     n_clips = args.batch * (args.steps + args.warmup)
     ids = [f"c{i}" for i in range(n_clips)]
+    caption_ids = [f"{a}#0" for a in ids]
     proto = (rng.normal(size=(cfg.frontend.n_mels, frames)) - 4.5).astype(np.float16)  # one clip, shared
-    data = RetrievalData(ids, [f"{a}#0" for a in ids], ["x"] * n_clips, np.arange(n_clips),
-                         MemoryCache({a: proto for a in ids}))
+    store = None
     if args.text == "features":
-        text_inputs = torch.from_numpy(rng.normal(size=(n_clips, text.out_dim)).astype(np.float32))
+        texts = ["x"] * n_clips
+        store = RandomFeatures(caption_ids, rng.normal(size=(n_clips, text.out_dim)).astype(np.float32))
     else:
-        text_inputs = torch.from_numpy(rng.integers(3, 50000, size=(n_clips, params.text.max_length)))
-    return model, LOSSES.build(params.loss, **params.loss_kwargs(params.loss)), data, text_inputs, params.stage1
+        tokens = rng.integers(3, 50000, size=(n_clips, params.text.max_length))
+        texts = [" ".join(map(str, row)) for row in tokens]
+    data = RetrievalData(ids, caption_ids, texts, np.arange(n_clips), MemoryCache({a: proto for a in ids}))
+    return model, LOSSES.build(params.loss, **params.loss_kwargs(params.loss)), data, store, params
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -118,11 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from salsa2.amp import MixedPrecision
-    from salsa2.distributed import current, gather_rows, no_sync, prepare_model, shard, shard_counts, wrap
-    from salsa2.loader import Prefetcher, epoch_batches, to_device
-    from salsa2.losses import total_loss
-    from salsa2.train import compile_encoders
+    from salsa2.training.loop import StepInputs, start_run, train_step
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="", help="a params preset merged onto params.yaml (params-paper.yaml)")
@@ -141,17 +157,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.steps < 2:
         p.error("--steps must be >= 2 (synced and no_sync steps alternate)")
 
-    model, loss_fn, data, text_inputs, cfg = build(args)
-    cfg = dataclasses.replace(cfg, device=args.device, batch_size=args.batch, layout="pairs")
-    ctx = current(cfg.device)
-    dev = ctx.device
-    model = prepare_model(model, ctx)
-    loss_fn.to(dev)
-    compile_encoders(model, args.compile)
-    params = [q for m in (model, loss_fn) for q in m.parameters() if q.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-5)
-    amp = MixedPrecision(args.precision, dev)
-    runner = wrap(model, loss_fn, ctx)
+    model, loss_fn, data, store, params = build(args)
+    cfg = dataclasses.replace(params.stage1, device=args.device, batch_size=args.batch, layout="pairs",
+                              precision=args.precision, compile=args.compile, prefetch=args.prefetch,
+                              max_seconds=0.0)
+    enc = params.audio_encoder(args.encoder)
+    run = start_run(model, loss_fn, data, cfg, audio_lr=enc.lr, text_lr=params.text.lr, text_features=store)
+    ctx, dev = run.ctx, run.ctx.device
     cuda = dev.type == "cuda"
 
     def tick() -> float:
@@ -159,52 +171,35 @@ def main(argv: list[str] | None = None) -> dict:
             torch.cuda.synchronize(dev)
         return time.perf_counter()
 
+    marks: dict[str, float] = {}  # phase -> when it ended
+
+    def mark(phase: str) -> None:
+        marks[phase] = tick()
+
     phases: dict[str, list[float]] = {k: [] for k in ("data", "forward", "backward_sync", "backward_nosync",
                                                        "optimizer")}
-    rng = np.random.default_rng(0)
-    loader = Prefetcher(epoch_batches(data, args.batch, "pairs", rng), args.prefetch, pin=cuda)
-    n_params = sum(q.numel() for q in model.parameters())
-    n_trained = sum(q.numel() for q in params)
+    n_params = sum(q.numel() for q in run.model.parameters())
+    n_trained = sum(q.numel() for g in run.optimizer.param_groups for q in g["params"])
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
+    run.train_mode()
+    loader = run.batches()
     last_wait = 0.0
     for step, loaded in enumerate(loader):
         if step == args.warmup + args.steps:
             break
         waited, last_wait = loader.wait_seconds - last_wait, loader.wait_seconds
-        batch = loaded.batch
-        mel, lengths = to_device(loaded.mel, dev), to_device(loaded.lengths, dev)
-        rows, cols = shard(len(batch.audio), ctx), shard(len(batch.captions), ctx)
-        counts = shard_counts(len(batch.audio), ctx)
-        positives = batch.positives.to(dev)
-        inputs = text_inputs[batch.captions[cols]].to(dev)
-
-        def run(m, loss_module, mel=mel, lengths=lengths, rows=rows, inputs=inputs, counts=counts,
-                text_counts=shard_counts(len(batch.captions), ctx), positives=positives):
-            with amp.autocast():
-                audio = m.encode_audio(mel[rows], lengths[rows])
-                feats = inputs if args.text == "features" else m.text_encoder(inputs)
-                text = m.encode_text_features(feats)
-            text = gather_rows(text.float(), ctx, text_counts)
-            return loss_module(m.similarity(gather_rows(audio.float(), ctx, counts), text), positives)
-
+        run.set_lr(step / run.steps)
+        inputs = StepInputs.load(loaded, run.inputs)
         sync = step % 2 == 0 or ctx.world_size == 1
-        t1 = tick()
-        with no_sync(runner, sync):
-            loss = total_loss(runner(run))
-            t2 = tick()
-            amp.backward(loss)
-            t3 = tick()
-        if sync:
-            amp.step(optimizer, params, 0.0)
-        optimizer.zero_grad(set_to_none=True)
-        t4 = tick()
+        mark("start")
+        train_step(run, inputs, sync, 1, mark)
         if step >= args.warmup:
             phases["data"].append(waited)
-            phases["forward"].append(t2 - t1)
-            phases["backward_sync" if sync else "backward_nosync"].append(t3 - t2)
+            phases["forward"].append(marks["forward"] - marks["start"])
+            phases["backward_sync" if sync else "backward_nosync"].append(marks["backward"] - marks["forward"])
             if sync:
-                phases["optimizer"].append(t4 - t3)
+                phases["optimizer"].append(marks["optimizer"] - marks["backward"])
     mean = {k: (float(np.mean(v)) if v else 0.0) for k, v in phases.items()}
     backward = mean["backward_nosync"] if phases["backward_nosync"] else mean["backward_sync"]
     gsync = max(mean["backward_sync"] - backward, 0.0) if phases["backward_nosync"] else 0.0
@@ -213,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
     peak = torch.cuda.max_memory_allocated(dev) / 1024**3 if cuda else _peak_rss_gb()
     result = {"device": torch.cuda.get_device_name(dev) if cuda else f"CPU ({torch.get_num_threads()} threads)",
               "processes": ctx.world_size, "encoder": args.encoder, "text": args.text, "batch": args.batch,
-              "seconds": args.seconds, "precision": amp.precision, "compile": args.compile,
+              "seconds": args.seconds, "precision": run.amp.precision, "compile": args.compile,
               "params_M": n_params / 1e6, "trained_M": n_trained / 1e6, "clips_per_s": args.batch / step_s,
               "step_s": step_s, "data_s": mean["data"], "forward_s": mean["forward"], "backward_s": backward,
               "sync_s": gsync, "optimizer_s": mean["optimizer"], "peak_gb": peak,
@@ -222,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     if ctx.is_main:
         print(f"device {result['device']} x {ctx.world_size} process(es); {args.encoder} "
               f"({result['params_M']:.1f} M params, {result['trained_M']:.1f} M trained) + text {args.text}; "
-              f"batch {args.batch} pairs of {args.seconds:g} s; {amp.precision}; compile {args.compile}")
+              f"batch {args.batch} pairs of {args.seconds:g} s; {run.amp.precision}; compile {args.compile}")
         print(f"clips/s {result['clips_per_s']:.2f}   step {step_s * 1e3:.0f} ms = data {mean['data'] * 1e3:.0f}"
               f" + forward {mean['forward'] * 1e3:.0f} + backward {backward * 1e3:.0f} + sync {gsync * 1e3:.0f}"
               f" + optimizer {mean['optimizer'] * 1e3:.0f} ms")

@@ -1,6 +1,6 @@
 #!/bin/bash
 # `dvc commit` / `dvc status` of one stage output: 100k x 1 KiB loose files vs the same bytes in 4 tar shards
-# (docs/datasets.md). Needs dvc on PATH; works in a throw-away folder.
+# (docs/benchmarks.md). Needs dvc on PATH; works in a throw-away folder.
 set -e
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

@@ -25,9 +25,9 @@ def main() -> None:
     ap.add_argument("checkpoints", type=Path, nargs="+")
     ap.add_argument("--k", type=int, default=10)
     args = ap.parse_args()
-    from salsa2.index import build_index, read_index
-    from salsa2.inference import embed_text, load_model
-    from salsa2.search import top_k
+    from salsa2.search.index import build_index, read_index
+    from salsa2.search.inference import embed_text, load_model
+    from salsa2.search.query import top_k
 
     models = [load_model(c, f"{c.parent.name}-{c.name}") for c in args.checkpoints]
     with tempfile.TemporaryDirectory() as tmp:

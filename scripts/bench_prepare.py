@@ -1,4 +1,4 @@
-"""Prepare throughput and spectrogram-cache size per hour of audio (docs/datasets.md, issue 5).
+"""Prepare throughput and spectrogram-cache size per hour of audio (docs/benchmarks.md).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python scripts/bench_prepare.py [--demo data/demo] [--clips 40]
 
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from salsa2.datasets.base import Clip, prepare_clips
-from salsa2.datasets.folder import prepare_folder
-from salsa2.features import build_cache
-from salsa2.frontends import FrontendConfig
+from salsa2.data.datasets.base import Clip, prepare_clips
+from salsa2.data.datasets.folder import prepare_folder
+from salsa2.features.logmel_cache import build_cache
+from salsa2.audio.frontends import FrontendConfig
 
 FRONTENDS = {
     "demo mel64 (16 kHz, 64 mel, hop 10 ms)": FrontendConfig(),

@@ -10,8 +10,8 @@ import time
 import torch
 import yaml
 
-from salsa2.encoders import AUDIO_ENCODERS
-from salsa2.frontends import FrontendConfig
+from salsa2.model.encoders import AUDIO_ENCODERS
+from salsa2.audio.frontends import FrontendConfig
 
 ENCODERS = (("passt", "kaldi128"), ("atst_frame", "mel64_atst"), ("mn40_as_ext", "kaldi128"))
 

@@ -1,7 +1,8 @@
-"""Shared by the stage scripts: params loading, logging set-up and the dvclive logger."""
+"""Shared by the stage scripts: their argument parser, params loading, logging set-up and the dvclive logger."""
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import gc
 import logging
@@ -12,14 +13,20 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
-from salsa2.config import Params, load_params, training_params  # noqa: E402
+from salsa2.config.params import Params, load_params, training_params  # noqa: E402
 
 PARAMS = "params.yaml"  # the file dvc.yaml declares; no override (dvc.lock must record what was read)
 
 # At exit CPython's last garbage collection walks every object the imports made (torch and torch._dynamo, which
-# torch.optim loads): 1.2 s per training stage. Outputs are written and closed by then, so the stages freeze
-# those objects out of it (registered first, so it runs after every other exit handler; issue 16).
+# torch.optim loads): about a second per training stage. Outputs are written and closed by then, so the stages freeze
+# those objects out of it (registered first, so it runs after every other exit handler).
 atexit.register(gc.freeze)
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The parser of a stage script. Every path a stage reads or writes is a required argument that dvc.yaml's
+    ``cmd`` names next to the stage's deps and outs; none has a default, so the script cannot diverge from it."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def fail(message: str) -> NoReturn:
@@ -30,7 +37,7 @@ def fail(message: str) -> NoReturn:
 
 def _user_error_hook(kind, err, tb) -> None:
     """A user error ends a stage with one line on stderr and exit code 2 (``SALSA2_VERBOSE=1``: the traceback)."""
-    from salsa2.cli_errors import EXIT_USER_ERROR, one_line, user_error_types
+    from salsa2.utils.errors import EXIT_USER_ERROR, one_line, user_error_types
 
     if os.environ.get("SALSA2_VERBOSE") or not isinstance(err, user_error_types()):
         sys.__excepthook__(kind, err, tb)

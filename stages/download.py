@@ -1,19 +1,21 @@
-"""Stage download@<name>: params ``downloads.<name>`` ({dataset, args}) -> data/raw/<name>, the raw dataset as a
-few tar shards + manifest.json (salsa2.raw_shards). The dataset's own builder fetches and verifies it into
-data/unpacked/<name>, which stays as the unpacked copy prepare and features read."""
+"""Stage download@<name>: params ``downloads.<name>`` ({dataset, args}) -> the raw dataset as a few tar shards +
+manifest.json (salsa2.data.raw_shards). The dataset's own builder fetches and verifies it into the unpacked
+folder, which stays as the unpacked copy prepare and features read."""
 
-import sys
 from pathlib import Path
 
-from common import setup
+from common import parser, setup
 
-from salsa2.datasets import DATASETS
-from salsa2.raw_shards import pack
+from salsa2.data.datasets import DATASETS
+from salsa2.data.raw_shards import pack
 
 if __name__ == "__main__":
-    name = sys.argv[1]
-    entry = setup()["downloads"][name]
-    scratch = Path("data/unpacked") / name
-    DATASETS.build(entry["dataset"], **{**(entry.get("args") or {}), "root": str(scratch)})
-    manifest = pack(scratch, Path("data/raw") / name)
-    print(f"{name}: {manifest['files']} files in {len(manifest['shards'])} shard(s) under data/raw/{name}")
+    cli = parser(__doc__)
+    cli.add_argument("name", help="the entry of params `downloads`")
+    cli.add_argument("--unpacked", required=True, help="the folder the dataset is fetched into (not a DVC output)")
+    cli.add_argument("--out", required=True, help="the folder of tar shards")
+    args = cli.parse_args()
+    entry = setup()["downloads"][args.name]
+    DATASETS.build(entry["dataset"], **{**(entry.get("args") or {}), "root": args.unpacked})
+    manifest = pack(Path(args.unpacked), Path(args.out))
+    print(f"{args.name}: {manifest['files']} files in {len(manifest['shards'])} shard(s) under {args.out}")

@@ -1,20 +1,31 @@
-"""Stage ensemble: the estimated correspondences (seed 002 sec. 3). Each teacher (a stage-1 model some student
-distils from) embeds the train set once -> models/sims/<encoder>.npz; then C-hat, the mean of the teachers'
-similarities, once per distinct teacher set -> models/targets/<members joined by '+'>.npz
-(params: encoders, stage2.teachers, stage2.targets)."""
+"""Stage ensemble: the estimated correspondences (Primus et al. 2024, sec. 3).
+Each teacher (a stage-1 model some student distils from) embeds the train set once -> <sims>/<encoder>.npz; then
+C-hat, the mean of the teachers' similarities, once per distinct teacher set -> <targets>/<members joined by
+'+'>.npz (params: encoders, stage2.teachers, stage2.targets)."""
 
-from common import setup_training
+from pathlib import Path
 
-from salsa2.ensemble import build_ensembles, teacher_sets
-from salsa2.similarities import dump_similarities
+from common import parser, setup_training
+
+from salsa2.distill.ensemble import teacher_sets
+from salsa2.distill.similarities import dump_similarities
+from salsa2.distill.targets import build_ensembles
 
 if __name__ == "__main__":
+    cli = parser(__doc__)
+    cli.add_argument("--models", required=True, help="the stage-1 models, one folder per encoder")
+    cli.add_argument("--data", required=True, help="the prepared tables (their train split)")
+    cli.add_argument("--features", required=True, help="the log-mel caches, one folder per frontend")
+    cli.add_argument("--text-features", required=True, help="the frozen text encoder's features (.npz)")
+    cli.add_argument("--sims", required=True, help="output: each teacher's similarities")
+    cli.add_argument("--targets", required=True, help="output: each teacher set's C-hat")
+    args = cli.parse_args()
+    models, features, sims = Path(args.models), Path(args.features), Path(args.sims)
     params = setup_training()
     sets = teacher_sets(params)
     for encoder in dict.fromkeys(m for members in sets.values() for m in members):
-        dump_similarities(params, f"models/stage1/{encoder}", "data/prepared",
-                          f"data/features/{params.encoders[encoder]}", "data/text_features.npz",
-                          f"models/sims/{encoder}.npz")
-        print(f"similarities of stage-1 model {encoder}: models/sims/{encoder}.npz")
-    for name, members in build_ensembles(params, "models/sims", "models/targets").items():
+        dump_similarities(params, models / encoder, args.data, features / params.encoders[encoder],
+                          args.text_features, sims / f"{encoder}.npz")
+        print(f"similarities of stage-1 model {encoder}: {sims / f'{encoder}.npz'}")
+    for name, members in build_ensembles(params, args.sims, args.targets).items():
         print(f"targets {name}: mean of {members} (M={len(members)})")

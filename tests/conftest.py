@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny demo dataset (generated, prepared, featurised) and a briefly trained model."""
+"""Shared fixtures: a tiny demo dataset (generated, prepared, featurised), a briefly trained model and the search
+material built on them (tests/helpers/search_demo.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -16,8 +19,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _private_resume_dir(tmp_path_factory):
     """Training resume state goes to a per-session folder, never the user's ~/.cache."""
     os.environ["SALSA2_RESUME_DIR"] = str(tmp_path_factory.mktemp("resume"))
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -30,11 +31,11 @@ class TinyDemo:
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> TinyDemo:
-    from salsa2.demo import generate
-    from salsa2.frontends import FrontendConfig
-    from salsa2.features import build_features
-    from salsa2.prepare import prepare
-    from salsa2.text_features import build_text_features
+    from salsa2.data.demo import generate
+    from salsa2.audio.frontends import FrontendConfig
+    from salsa2.features.logmel_cache import build_features
+    from salsa2.data.prepare import prepare
+    from salsa2.features.text_cache import build_text_features
 
     root = tmp_path_factory.mktemp("tiny_demo")
     generate(root / "raw", n_train=48, n_val=16, n_test=16, seed=7, workers=1)
@@ -47,7 +48,7 @@ def tiny_demo(tmp_path_factory) -> TinyDemo:
 @pytest.fixture(scope="session")
 def tiny_params():
     """The repository's params.yaml, shrunk for tests (same keys, so the stages' code paths are exercised)."""
-    from salsa2.config import load_params, training_params
+    from salsa2.config.params import load_params, training_params
 
     raw = load_params(REPO / "params.yaml")
     raw["stage1"] = {**raw["stage1"], "epochs": 8, "batch_size": 16}
@@ -58,8 +59,24 @@ def tiny_params():
 @pytest.fixture(scope="session")
 def trained_model(tiny_demo, tiny_params, tmp_path_factory) -> Path:
     """A small_mobilenet1d dual encoder trained for eight epochs on the tiny demo (checkpoint directory)."""
-    from salsa2.two_stage import train_stage1
+    from salsa2.training.stages import train_stage1
 
     out = tmp_path_factory.mktemp("model") / "stage1-cnn"
     train_stage1(tiny_params, "cnn", tiny_demo.data, tiny_demo.features, tiny_demo.text_features, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def search_demo(tiny_demo, trained_model, tmp_path_factory):
+    """A search model trained a little longer than ``trained_model``, both as SearchModels, and every demo clip."""
+    from helpers.search_demo import build_search_demo
+
+    return build_search_demo(tiny_demo, trained_model, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The frozen MiniLM text encoder (max_length 32)."""
+    from salsa2.model.encoders import TEXT_ENCODERS
+
+    return TEXT_ENCODERS.build("minilm", max_length=32, trainable_layers=0)

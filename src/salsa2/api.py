@@ -12,9 +12,9 @@
 Loading a model takes seconds (the text encoder); load once and pass ``models={name: model}`` to ``search``.
 """
 
-from salsa2.index import Index, IndexReport, build_index, read_index
-from salsa2.inference import SearchModel, embed_audio, embed_mels, embed_text, load_model
-from salsa2.search import (
+from salsa2.search.index import Index, IndexReport, build_index, read_index
+from salsa2.search.inference import SearchModel, embed_audio, embed_mels, embed_text, load_model
+from salsa2.search.query import (
     CaptionSet,
     SearchResult,
     load_index_models,

@@ -1,0 +1,1 @@
+"""Configuration: params.yaml as frozen dataclasses, presets of overrides."""

@@ -1,0 +1,224 @@
+"""params.yaml -> frozen dataclasses. Unknown keys are rejected with the dotted path that holds them.
+
+Imported by every stage, so it stays light: no torch, nothing from training (tests/test_dvc_deps.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from salsa2.audio.frontend_config import FrontendConfig
+from salsa2.utils.errors import UserError
+
+T = TypeVar("T")
+
+
+class ConfigError(UserError, ValueError):
+    pass
+
+
+def parse(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, recursing into dataclass-typed fields."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint = args[0] if len(args) == 1 else hint
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = parse(hint, value, f"{where}.{key}")
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """``augment`` in params.yaml (used by ``salsa2.training.augment``)."""
+
+    mixco: bool = False
+    mixco_tau: float = 0.05
+    text_mask: float = 0.0
+    text_mask_views: int = 0  # 0: re-mask every batch; k: k masked views per caption, drawn once (frozen text)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.text_mask < 1.0:
+            raise ValueError(f"augment.text_mask must lie in [0, 1), got {self.text_mask}")
+
+
+@dataclass(frozen=True)
+class AudioEncoderParams:
+    """One entry of ``audio_encoders`` (architecture, learning rate, kwargs) with the frontend ``encoders`` gives it."""
+
+    arch: str
+    frontend: str
+    lr: float = 1e-3
+    batch_size: int | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextParams:
+    model: str = "minilm"
+    max_length: int = 32
+    trainable_layers: int = 0
+    normalize: bool | str = "spaces"  # salsa2.data.text_norm: authors | spaces | none (true = spaces, false = none)
+    pooling: str | None = None
+    lr: float = 2e-5
+    dropout: float | None = None  # null: the encoder's own (roberta-large: 0.2 as the authors; others as trained)
+
+    def __post_init__(self) -> None:
+        from salsa2.data.text_norm import normalize_mode
+
+        try:
+            normalize_mode(self.normalize)
+        except ValueError as err:
+            raise ConfigError(f"params.yaml: {err}") from None
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """One training stage's schedule: Adam, ``warmup_epochs`` of linear warm-up, cosine decay to ``lr_min``.
+
+    ``lr`` is the projection heads' rate; encoders use their own (``audio_encoders.<name>.lr``, ``text.lr``)
+    and the loss's learnable parameters ``loss_lr``; all follow the same schedule shape (scaled by
+    ``lr_min / lr`` at the end). ``layout``: ``clips`` = each batch holds ``batch_size`` clips with all their
+    captions (an epoch visits every clip once); ``pairs`` = each batch holds ``batch_size`` caption-clip pairs
+    (an epoch visits every caption once; as in Primus et al. 2024).
+
+    Scale (``salsa2.training.amp``, ``salsa2.training.distributed``, ``salsa2.training.resume``,
+    ``salsa2.distill.targets``): ``precision``
+    auto | fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only; auto: bf16, else fp16, on CUDA,
+    fp32 on CPU); ``accumulate`` k > 1 steps the optimizer once every k batches on the mean of their
+    losses. Each batch keeps its own in-batch negatives, so this averages k contrastive losses of ``batch_size``
+    (it does not make a k times larger contrastive batch; for that, spread the batch over GPUs with
+    torchrun). ``device``: auto (CUDA when present) | cpu | cuda. ``nproc``, ``compile``, ``prefetch``,
+    ``ddp_*``: docs/scale.md.
+    ``resume``: checkpoint every epoch and continue a killed run. ``targets`` (stage 2): how C-hat is
+    stored, dense | embeddings | auto (dense up to ``salsa2.distill.targets.DENSE_MAX_ENTRIES`` entries).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    layout: str = "clips"
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    warmup_epochs: float = 1.0
+    cosine_epochs: float = 0.0  # the cosine ends here, lr_min after (0: at the last epoch; authors: 15 of 20)
+    loss_lr: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    max_seconds: float = 0.0
+    sup_weight: float = 1.0
+    teachers: str | list = "all"
+    targets: str = "auto"
+    precision: str = "auto"
+    accumulate: int = 1
+    device: str = "auto"
+    nproc: int = 1               # processes (GPUs) of the job; > 1: stages/train.py re-runs itself under torchrun
+    compile: str = "none"        # none | a torch.compile backend (inductor on GPUs; eager/aot_eager to debug)
+    prefetch: int = 2            # batches collated ahead in a thread (0: in line); same batches either way
+    ddp_find_unused: bool = False  # DDP find_unused_parameters (a parameter may get no gradient in a step)
+    ddp_static_graph: bool = False  # DDP static_graph (the same autograd graph every step)
+    resume: bool = True
+    relevance_weight: float = 0.0  # stage 2: share of ListNet (caption-relevance) targets in L_dist
+    validate_every: int = 1        # validate every k epochs (and always the last); the best validated is kept
+
+    def __post_init__(self) -> None:
+        if self.accumulate < 1:
+            raise ConfigError(f"accumulate must be >= 1 (optimizer step every k batches), got {self.accumulate}")
+        if self.validate_every < 1:
+            raise ConfigError(f"validate_every must be >= 1 (validate every k epochs), got {self.validate_every}")
+
+
+@dataclass(frozen=True)
+class Params:
+    encoders: dict  # name -> the frontend it reads: the encoders that get models (the dvc.yaml foreach axis)
+    loss: str
+    seed: int
+    frontends: dict
+    audio_encoders: dict
+    text: TextParams
+    embed_dim: int
+    losses: dict
+    stage1: TrainParams
+    stage2: TrainParams
+    pooling: str = "mean"                      # mean | tap (Tymofieiev 2025, sec. 3.6)
+    tap: dict = field(default_factory=dict)    # TextAwarePooling kwargs: proj_dim, dropout
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoders, dict) or not self.encoders or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.encoders.items()):
+            raise ConfigError(
+                f"params.yaml: encoders must map each encoder to the frontend it reads, e.g. {{cnn: mel64}} (the "
+                f"training stages iterate over it), got {self.encoders!r}; to choose encoders on the command line: "
+                "dvc exp run -S '~encoders' -S '+encoders={cnn: mel64}'")
+
+    def frontend(self, name: str) -> FrontendConfig:
+        if name not in self.frontends:
+            raise ConfigError(f"params.yaml: frontend {name!r} is not defined under frontends")
+        return parse(FrontendConfig, self.frontends[name], f"frontends.{name}")
+
+    def audio_encoder(self, name: str) -> AudioEncoderParams:
+        """The settings of selected encoder ``name``: ``audio_encoders.<name>`` and its frontend from ``encoders``."""
+        if name not in self.audio_encoders:
+            raise ConfigError(
+                f"params.yaml: encoder {name!r} is not defined under audio_encoders (known: "
+                f"{sorted(self.audio_encoders)})"
+            )
+        if name not in self.encoders:
+            raise ConfigError(f"params.yaml: encoder {name!r} is not selected in encoders {self.encoders}")
+        entry = self.audio_encoders[name]
+        if isinstance(entry, dict) and "frontend" in entry:
+            raise ConfigError(f"params.yaml: audio_encoders.{name}.frontend is not read; an encoder's frontend "
+                              f"is its value in encoders ({{{name}: {entry['frontend']}}})")
+        return parse(AudioEncoderParams, {**entry, "frontend": self.encoders[name]}, f"audio_encoders.{name}")
+
+    def loss_kwargs(self, name: str) -> dict:
+        return dict(self.losses.get(name) or {})
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``2e-05`` as a float (YAML 1.2): ``dvc exp run -S x=2e-5`` writes that form,
+    which PyYAML's YAML 1.1 rules would return as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    with open(path) as f:
+        return yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def training_params(raw: dict) -> Params:
+    """The sections the training stages read (other sections belong to other stages)."""
+    keys = [f.name for f in dataclasses.fields(Params)]
+    required = [f.name for f in dataclasses.fields(Params)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise ConfigError(f"params.yaml: missing section(s) {missing}")
+    return parse(Params, {k: raw[k] for k in keys if k in raw}, "params.yaml")

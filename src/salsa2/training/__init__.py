@@ -1,0 +1,1 @@
+"""Training: the loop, the two stages, batches, augmentation, precision, processes, resume, losses."""

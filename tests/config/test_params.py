@@ -1,0 +1,57 @@
+"""params.yaml parses, unknown keys are refused, and every param a stage declares exists."""
+
+import pytest
+import yaml
+
+from helpers import REPO
+from salsa2.config.params import ConfigError, TrainParams, load_params, parse, training_params
+
+
+def test_params_yaml_parses():
+    params = training_params(load_params(REPO / "params.yaml"))
+    for name, frontend in params.encoders.items():
+        enc = params.audio_encoder(name)
+        assert enc.frontend == frontend
+        params.frontend(enc.frontend)
+
+
+@pytest.mark.parametrize("encoders, message", [
+    (["cnn", "transformer"], "encoders must map each encoder to the frontend it reads"),
+    ({"cnn": "mel64"}, None),
+])
+def test_encoders_map_to_frontends(encoders, message):
+    raw = load_params(REPO / "params.yaml")
+    raw["encoders"] = encoders
+    if message is None:
+        assert training_params(raw).audio_encoder("cnn").frontend == "mel64"
+        return
+    with pytest.raises(ConfigError, match=message):
+        training_params(raw)
+
+
+def test_a_frontend_under_audio_encoders_points_to_encoders():
+    raw = load_params(REPO / "params.yaml")
+    raw["audio_encoders"]["cnn"]["frontend"] = "mel64"
+    with pytest.raises(ConfigError, match=r"audio_encoders.cnn.frontend is not read.*\{cnn: mel64\}"):
+        training_params(raw).audio_encoder("cnn")
+
+
+def test_unknown_key_names_its_path():
+    with pytest.raises(ConfigError, match=r"stage1: unknown key\(s\) \['epoch'\]"):
+        parse(TrainParams, {"epoch": 3}, "stage1")
+
+
+def test_dvc_params_exist_in_params_yaml():
+    params = load_params(REPO / "params.yaml")
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    for name, stage in dvc["stages"].items():
+        over = params[stage["foreach"][2:-1]] if "foreach" in stage else [None]
+        pairs = list(over.items()) if isinstance(over, dict) else [(None, item) for item in over]
+        body = stage.get("do", stage)
+        for key, item in pairs:  # a mapping gives ${key} and ${item}, a list ${item}
+            for entry in body.get("params", []):
+                path = entry.replace("${key}", str(key)).replace("${item}", str(item))
+                node = params
+                for part in path.split("."):
+                    assert part in node, f"dvc.yaml stage {name}: param {path} is not in params.yaml"
+                    node = node[part]

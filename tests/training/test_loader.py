@@ -1,0 +1,98 @@
+"""The prefetch loader yields the same batches (indices, crops) and trains the same weights as in-line loading."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from salsa2.config.params import TrainParams
+from salsa2.training.distributed import DistContext
+from salsa2.training.loader import Prefetcher, epoch_batches, to_device
+from salsa2.training.losses import LOSSES
+from salsa2.training.loop import fit
+from helpers.tiny import tiny_data, tiny_model
+
+
+def _sequence(depth: int) -> list:
+    train, _ = tiny_data(30, seed=0)
+    rng = np.random.default_rng(7)
+    out = []
+    for _epoch in range(2):
+        for item in Prefetcher(epoch_batches(train, 8, "pairs", rng, max_frames=100), depth):
+            out.append((item.batch.audio.copy(), item.batch.captions.copy(), item.mel.clone(), item.lengths.clone()))
+    return out + [rng.bit_generator.state["state"]["state"]]  # the generator ends where it would in line
+
+
+def test_prefetch_yields_the_same_batches_and_crops():
+    inline, ahead = _sequence(0), _sequence(3)
+    assert len(inline) == len(ahead) == 2 * 8 + 1  # 60 pairs / 8 = 8 batches an epoch
+    for a, b in zip(inline[:-1], ahead[:-1]):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
+    assert inline[-1] == ahead[-1]
+    assert any(int(x[3].max()) == 100 for x in inline[:-1])  # long clips were cropped (the rng mattered)
+
+
+def test_prefetch_trains_bit_identical_weights():
+    train, store = tiny_data(20, seed=0)
+    val, _ = tiny_data(6, seed=0)
+    cfg = TrainParams(epochs=2, batch_size=6, device="cpu", resume=False, max_seconds=1.0)
+    weights = []
+    for depth in (0, 2):
+        model = tiny_model()
+        fit(model, LOSSES.build("nt_xent"), train, val, dataclasses.replace(cfg, prefetch=depth), audio_lr=1e-3,
+            text_lr=0.0, text_features=store, dist=DistContext())
+        weights.append(model.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+    assert not torch.equal(weights[0]["audio_proj.weight"], tiny_model().state_dict()["audio_proj.weight"])
+
+
+def test_prefetch_errors_reach_the_consumer_and_early_exit_stops_the_thread():
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(Prefetcher(failing(), depth=2))
+    produced = []
+
+    def counting():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    for item in Prefetcher(counting(), depth=2):
+        if item == 3:
+            break
+    assert len(produced) < 10  # the thread stopped a few items ahead, not at the end
+    with pytest.raises(ValueError, match="prefetch depth must be >= 0"):
+        Prefetcher(iter([]), depth=-1)
+
+
+def test_to_device_on_cpu_is_a_plain_copy():
+    x = torch.arange(4.0)
+    assert torch.equal(to_device(x, torch.device("cpu")), x)
+
+
+@pytest.mark.parametrize("n_clips, batch_size", [(30, 8), (37, 4), (130, 4), (200, 7)])
+def test_batch_count_and_smallest_batch_match_the_epoch(n_clips, batch_size):
+    """``num_batches`` (the schedule's steps) and ``check_batch_sizes`` (the smallest batch) agree with the
+    batches an epoch really yields, whatever the length-sorting chunk (``data.SORT_CHUNK``)."""
+    from salsa2.features.splits import iterate_batches, num_batches
+    from salsa2.training.distributed import check_batch_sizes
+    from helpers.tiny import tiny_data
+
+    train, _ = tiny_data(n_clips, seed=1)
+    for layout in ("clips", "pairs"):
+        sizes = [len(b.audio) for b in iterate_batches(train, batch_size, layout, np.random.default_rng(0))]
+        assert num_batches(train, batch_size, layout) == len(sizes)
+        n_items = len(train.audio_ids) if layout == "clips" else len(train.caption_ids)
+        check_batch_sizes(n_items, batch_size, DistContext(0, min(sizes)))
+        with pytest.raises(ValueError, match=f"batch of {min(sizes)} items"):
+            check_batch_sizes(n_items, batch_size, DistContext(0, min(sizes) + 1))
