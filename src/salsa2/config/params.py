@@ -1,6 +1,6 @@
 """params.yaml -> frozen dataclasses. Unknown keys are rejected with the dotted path that holds them.
 
-Imported by every stage, so it stays light: no torch, nothing from training (tests/test_dvc_deps.py).
+Imported by every stage, so it stays light: no torch, nothing from training (tests/pipeline/test_dvc_deps.py).
 """
 
 from __future__ import annotations

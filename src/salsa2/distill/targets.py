@@ -10,7 +10,7 @@ directions, ``salsa2.training.losses.distill``). Two storages of C-hat, chosen b
   the fly as ``1/M sum_m a_m[rows] t_m[cols]^T`` (O(M N D) memory, as in the authors' code).
 - ``auto`` (default): dense up to ``DENSE_MAX_ENTRIES`` entries (100 MB), embeddings above.
 
-Both give the same blocks up to float32 rounding (tests/test_targets_streaming.py); nothing here forms an N x N
+Both give the same blocks up to float32 rounding (tests/distill/test_targets.py); nothing here forms an N x N
 matrix unless the dense mode asks. Files are uncompressed and read memory-mapped (``salsa2.utils.npz``), so a
 400k x 1024 member is paged in by the rows a batch touches, not loaded whole.
 """

@@ -5,7 +5,7 @@ order, length bucketing and random crops all draw from one numpy generator, in t
 runs such an iterator ``depth`` items ahead in one thread, so reading the memory-mapped spectrogram cache and
 collating overlap with the GPU's work; pinned (page-locked) host memory on CUDA lets ``to_device`` copy
 with ``non_blocking=True``. One thread, not worker processes: the draws stay in the same sequence on the
-same generator, so a run with prefetching trains exactly like one without (``tests/test_loader.py``), and
+same generator, so a run with prefetching trains exactly like one without (``tests/training/test_loader.py``), and
 the generator state saved for resume after an epoch is the same. ``depth: 0`` iterates in line.
 """
 
