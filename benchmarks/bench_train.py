@@ -102,7 +102,7 @@ def build(args):
     from salsa2.features.logmel_cache import MemoryCache
     from salsa2.training.losses import LOSSES
     from salsa2.model.dual_encoder import DualEncoder
-    from salsa2.training.stages import model_config
+    from salsa2.training.two_stage import model_config
     from salsa2.config.presets import apply
 
     root = Path(__file__).resolve().parents[1]

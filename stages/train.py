@@ -14,7 +14,7 @@ from common import best_epoch_summary, live_logger, parser, setup_training
 
 from salsa2.training.distributed import describe, launch_command
 from salsa2.distill.ensemble import targets_path
-from salsa2.training.stages import train_stage1, train_stage2
+from salsa2.training.two_stage import train_stage1, train_stage2
 
 
 def arguments() -> argparse.Namespace:

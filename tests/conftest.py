@@ -59,7 +59,7 @@ def tiny_params():
 @pytest.fixture(scope="session")
 def trained_model(tiny_demo, tiny_params, tmp_path_factory) -> Path:
     """A small_mobilenet1d dual encoder trained for eight epochs on the tiny demo (checkpoint directory)."""
-    from salsa2.training.stages import train_stage1
+    from salsa2.training.two_stage import train_stage1
 
     out = tmp_path_factory.mktemp("model") / "stage1-cnn"
     train_stage1(tiny_params, "cnn", tiny_demo.data, tiny_demo.features, tiny_demo.text_features, out)

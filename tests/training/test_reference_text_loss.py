@@ -35,7 +35,7 @@ def _maker():
 def test_caption_normalisation_is_the_authors():
     got = [normalize_for_model(c, "authors") for c in META["captions"]]
     assert got == META["normalized"]  # "man's" -> "mans", "high-pitched" -> "highpitched", " - " -> two spaces
-    assert normalize_for_model("A man's dog", "spaces") == "a man s dog"  # salsa2's earlier choice, kept by name
+    assert normalize_for_model("A man's dog", "spaces") == "a man s dog"  # the "spaces" mode: punctuation to spaces
 
 
 def test_roberta_builder_uses_the_authors_dropout_and_drops_the_pooler(monkeypatch):

@@ -13,7 +13,7 @@ from salsa2.audio.frontends import FrontendConfig
 from salsa2.distill.targets import build_ensemble
 from salsa2.evaluation.evaluate import evaluate
 from salsa2.distill.similarities import dump_similarities
-from salsa2.training.stages import train_stage1, train_stage2
+from salsa2.training.two_stage import train_stage1, train_stage2
 from salsa2.features.text_cache import TextFeatureStore
 
 pytestmark = pytest.mark.slow
