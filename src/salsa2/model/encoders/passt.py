@@ -138,12 +138,17 @@ class PaSST(AudioEncoder):
 @AUDIO_ENCODERS.register("passt")
 def build_passt(frontend: FrontendConfig, weights: str = "pretrained", arch: str = "passt_s_p16_s16_128_ap468",
                 patchout_f: int = 2, patchout_t: int = 15, snippet_seconds: float = 10.0,
-                output: str = "embedding") -> AudioEncoder:
-    """PaSST-S (no overlap) with its AudioSet weights on 10 s snippets averaged; patchout in training only."""
+                output: str = "embedding", min_snippet_frames: int | None = None) -> AudioEncoder:
+    """PaSST-S (no overlap) with its AudioSet weights on 10 s snippets averaged; patchout in training only.
+
+    ``min_snippet_frames``: a clip's last snippet counts only with at least this many frames of audio (None: one
+    16-frame patch). 1 counts every started snippet, as the authors' mask of the first ceil(fraction x 3) snippets
+    of a 30 s clip (OptimusPrimus/salsa experiments/ex_dcase24.py ``forward_audio``)."""
     frames = int(round(snippet_seconds * frontend.frames_per_second))
     backbone = PaSST(frontend, arch=arch, patchout_f=patchout_f, patchout_t=patchout_t, input_frames=frames,
                      output=output)
     path = pretrained.resolve(weights, arch)
     if path is not None:
         backbone.load_checkpoint(path)
-    return SnippetEncoder(backbone, frames, min_snippet_frames=backbone.patch)
+    minimum = backbone.patch if min_snippet_frames is None else min_snippet_frames
+    return SnippetEncoder(backbone, frames, min_snippet_frames=minimum)
