@@ -106,7 +106,7 @@ def test_state_saved_by_other_code_is_not_continued(tmp_path, monkeypatch, tiny_
     (its state is another key's, unlocked, hence deleted) instead of mixing two versions' epochs."""
     import shutil
 
-    from salsa2.training import stages as two_stage
+    from salsa2.training import two_stage
     from salsa2.features.splits import load_split
     from salsa2.training.resume import code_digest
 
