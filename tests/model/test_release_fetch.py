@@ -130,7 +130,6 @@ def test_cli_release_imports_urls_and_refuses_a_missing_file_in_one_line(release
     assert len(missing.output.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
 def test_dvc_stage_release_fetches_from_params(release, server, roberta, tmp_path):
     """``dvc repro release@salsa`` with the parts listed in params; the tiny text encoder is registered in the
     stage's process by a sitecustomize module (the stage itself knows only the encoders salsa2 ships)."""
