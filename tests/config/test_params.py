@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from helpers import REPO
-from salsa2.config.params import ConfigError, TrainParams, load_params, parse, training_params
+from salsa2.config.params import ConfigError, TrainParams, load_params, parse, release_params, training_params
 
 
 def test_params_yaml_parses():
@@ -55,3 +55,16 @@ def test_dvc_params_exist_in_params_yaml():
                 for part in path.split("."):
                     assert part in node, f"dvc.yaml stage {name}: param {path} is not in params.yaml"
                     node = node[part]
+
+
+def test_released_entries_are_validated() -> None:
+    assert load_params(REPO / "params.yaml")["released"] == {}  # the demo fetches no released model
+    spec = release_params({"released": {"m": {"parts": ["https://x/m.1.ckpt", "https://x/m.2.ckpt"]}}}, "m")
+    assert (spec.kind, spec.sha256, spec.text_model) == ("salsa", [], "roberta-large")
+    for bad, msg in [({"parts": ["u"], "url": "u"}, r"released\.m: unknown key\(s\) \['url'\]"),
+                     ({"parts": []}, "non-empty list"), ({"parts": ["u"], "sha256": ["a", "b"]}, "one digest per"),
+                     ({"parts": ["u"], "kind": "clap"}, "kind 'clap'")]:
+        with pytest.raises(ConfigError, match=msg):
+            release_params({"released": {"m": bad}}, "m")
+    with pytest.raises(ConfigError, match="no entry 'n' under released"):
+        release_params({"released": {}}, "n")

@@ -3,7 +3,8 @@
 ``tiny`` (fake caches, text features and a few-hundred-parameter dual encoder), ``seeded_weights`` (weights and
 waveforms shared with tests/fixtures/make_reference_outputs.py), ``paper`` (the paper preset's frontends),
 ``dvc_project`` (a shrunken copy of the project in a fresh git + DVC repository), ``search_demo`` (a search model
-and index material on the tiny demo), ``file_server`` (a local HTTP server and tiny audio clips).
+and index material on the tiny demo), ``file_server`` (a local HTTP server and tiny audio clips),
+``released_model`` (a small checkpoint in the format of the authors' released one).
 
 This module imports nothing from salsa2, so scripts that only need a submodule stay light.
 """

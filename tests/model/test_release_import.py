@@ -1,9 +1,9 @@
 """The authors' released PaSST + RoBERTa-large checkpoint imported as a salsa2 checkpoint folder.
 
-A released-format file is built here: a Lightning-style dict (``state_dict`` + sacred ``hyper_parameters``) saved
-with torch.save, its keys named as OptimusPrimus/salsa experiments/ex_dcase24.py ``AudioRetrievalModel`` names
-them; PaSST at its real size (seeded), a tiny random RoBERTa (no pooler) with the offline MiniLM tokenizer standing
-in for roberta-large. The imported folder, loaded with ``load_checkpoint``, must embed audio and captions as the
+A released-format file (tests/helpers/released_model.py): a Lightning-style dict (``state_dict`` + sacred
+``hyper_parameters``) with the keys of OptimusPrimus/salsa experiments/ex_dcase24.py ``AudioRetrievalModel``; PaSST
+at its real size (seeded), a tiny random RoBERTa (no pooler) with the offline MiniLM tokenizer standing in for
+roberta-large. The imported folder, loaded with ``load_checkpoint``, must embed audio and captions as the
 authors' inference does with the same weights: projection of the backbone outputs, L2-normalised.
 """
 
@@ -17,65 +17,30 @@ import torch
 import torch.nn.functional as F
 
 from helpers.paper import PRESET
+from helpers.released_model import PASST, TINY_TEXT, build_released
+from helpers.released_model import tiny_roberta as make_tiny_roberta
 from salsa2.audio.frontends import FrontendConfig
 from salsa2.data.text_norm import normalize_for_model
 from salsa2.model.checkpoint import load_checkpoint
-from salsa2.model.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
-from salsa2.model.encoders.text import HFTextEncoder, minilm_path
 from salsa2.model.provenance import demo_only_warning
 from salsa2.model.release_import import KALDI128, ReleaseImportError, import_salsa_release
 from salsa2.utils.errors import UserError
 
 transformers = pytest.importorskip("transformers")
 
-TINY_TEXT = "tiny-roberta-release-test"
-HIDDEN = 32
-PASST = "audio_embedding_model.model.model."
-TEXT = "sentence_embedding_model."
 FRONTEND = FrontendConfig(**KALDI128)
 CAPTIONS = ["A dog's bark, then RAIN!", "birds chirp in the distance; a car passes by slowly"]
 
 
 @pytest.fixture(scope="module")
 def tiny_roberta(tmp_path_factory) -> str:
-    """A tiny random RobertaModel (no pooler) + MiniLM's tokenizer, registered as text encoder TINY_TEXT."""
-    folder = tmp_path_factory.mktemp("tiny_roberta")
-    tok = transformers.AutoTokenizer.from_pretrained(minilm_path())
-    cfg = transformers.RobertaConfig(vocab_size=tok.vocab_size, hidden_size=HIDDEN, num_hidden_layers=2,
-                                     num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
-                                     pad_token_id=tok.pad_token_id)
-    torch.manual_seed(1)
-    transformers.RobertaModel(cfg, add_pooling_layer=False).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    if TINY_TEXT not in TEXT_ENCODERS:
-        @TEXT_ENCODERS.register(TINY_TEXT)
-        def _build(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls",
-                   dropout: float | None = 0.2) -> HFTextEncoder:
-            return HFTextEncoder(str(folder), pooling=pooling, max_length=max_length,
-                                 trainable_layers=trainable_layers, dropout=dropout, pooler=False)
-    return str(folder)
+    return make_tiny_roberta(tmp_path_factory.mktemp("tiny_roberta"))
 
 
 @pytest.fixture(scope="module")
 def released(tiny_roberta, tmp_path_factory) -> dict:
     """The released-format checkpoint file, its modules (for direct computation) and its state dict."""
-    torch.manual_seed(0)
-    passt = AUDIO_ENCODERS.build("passt", frontend=FRONTEND, weights="none").backbone.net.eval()
-    roberta = transformers.RobertaModel.from_pretrained(tiny_roberta, add_pooling_layer=False).eval()
-    project_audio, project_sentence = torch.nn.Linear(768, 1024), torch.nn.Linear(HIDDEN, 1024)
-    state = {PASST + k: v for k, v in passt.state_dict().items()}
-    state.update({TEXT + k: v for k, v in roberta.state_dict().items()})
-    state.update({f"project_audio.0.{k}": v for k, v in project_audio.state_dict().items()})
-    state.update({f"project_sentence.0.{k}": v for k, v in project_sentence.state_dict().items()})
-    state.update({"tau": torch.tensor([0.05]), "timing_tau": torch.tensor([0.05]),
-                  "audio_token": torch.randn(1, 1, 768), "posencode.pe": torch.randn(1, 192, 768),
-                  "posencode.w": torch.tensor(1.0)})
-    hyper = {"train_on": "clothov2", "audio_features": {"model": "passt", "segment_length": 10},
-             "sentence_features": {"model": "roberta-large", "max_sentence_tokens": 32}, "initial_tau": 0.05}
-    path = tmp_path_factory.mktemp("release") / "passt_roberta.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": hyper, "epoch": 12, "optimizer_states": []}, path)
-    return {"path": path, "passt": passt, "roberta": roberta, "project_audio": project_audio,
-            "project_sentence": project_sentence, "state": state, "hyper": hyper}
+    return build_released(tmp_path_factory.mktemp("release") / "passt_roberta.ckpt", tiny_roberta)
 
 
 @pytest.fixture(scope="module")

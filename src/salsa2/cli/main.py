@@ -148,6 +148,28 @@ def evaluate(
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))
 
 
+@app.command()
+@cli_command
+def release(
+    sources: list[str] = typer.Argument(..., metavar="URL_OR_FILE...",
+                                        help="The released model's parts in join order: http(s) URLs or local "
+                                             "files (one file: the whole checkpoint)."),
+    out: Path = typer.Option(..., help="The checkpoint folder to write (model.safetensors + config.json)."),
+    parts: Path | None = typer.Option(None, help="Download cache of the parts (kept; a broken-off part resumes "
+                                                 "there); default: OUT.parts beside OUT."),
+    sha256: list[str] = typer.Option([], help="The sha256 of each part, in order (repeat the option); without it "
+                                              "the first download's digests are recorded and later copies checked."),
+    text_model: str = typer.Option("roberta-large", help="The salsa2 text encoder the text weights go into."),
+) -> None:
+    """Fetch and import a released model (OptimusPrimus/salsa's PaSST + RoBERTa-large) as a checkpoint folder."""
+    from salsa2.model.release_fetch import fetch_parts, import_parts
+
+    cache = parts if parts is not None else out.with_name(out.name + ".parts")
+    paths = fetch_parts(sources, cache, sha256)
+    import_parts(paths, out, cache, text_model=text_model)
+    typer.echo(f"imported {len(paths)} part(s) into {out}; search with: salsa2 index FOLDER --model {out}")
+
+
 # Commands that live in their own modules register themselves on the app.
 cli_search.register(app)
 

@@ -149,6 +149,46 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class ReleaseParams:
+    """One entry of ``released`` in params.yaml: a model published by others, fetched and imported by stage
+    ``release@<name>`` (salsa2.model.release_fetch). ``parts``: the URLs of its parts in the order they are
+    joined; ``sha256``: one digest per part, or none (the first download's digests are recorded and later
+    copies checked against them); ``kind``: the importer (``salsa``: OptimusPrimus/salsa's PaSST + RoBERTa-large,
+    salsa2.model.release_import); ``text_model``: the salsa2 text encoder its text weights go into."""
+
+    parts: list[str]
+    kind: str = "salsa"
+    sha256: list[str] = field(default_factory=list)
+    text_model: str = "roberta-large"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.parts, list) or not self.parts or not all(
+                isinstance(u, str) and u for u in self.parts):
+            raise ConfigError(f"parts must be a non-empty list of URLs in join order, got {self.parts!r}")
+        if not isinstance(self.sha256, list) or (self.sha256 and len(self.sha256) != len(self.parts)):
+            raise ConfigError(f"sha256 must list one digest per part ({len(self.parts)}) or be empty, "
+                              f"got {self.sha256!r}")
+        if self.kind not in RELEASE_KINDS:
+            raise ConfigError(f"kind {self.kind!r} is not known; known: {sorted(RELEASE_KINDS)}")
+
+
+RELEASE_KINDS = ("salsa",)
+
+
+def release_params(raw: dict, name: str) -> ReleaseParams:
+    """``released.<name>`` of the raw params.yaml mapping, validated (unknown keys refused)."""
+    released = raw.get("released") or {}
+    if name not in released:
+        raise ConfigError(f"params.yaml: no entry {name!r} under released (has {sorted(released)})")
+    where = f"params.yaml: released.{name}"
+    try:
+        return parse(ReleaseParams, released[name], where)
+    except ConfigError as err:
+        msg = str(err)
+        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+@dataclass(frozen=True)
 class Params:
     encoders: dict  # name -> the frontend it reads: the encoders that get models (the dvc.yaml foreach axis)
     loss: str
