@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from salsa2.config.params import ReleaseParams
+from salsa2.config.params import RELEASE_KINDS, ReleaseParams
 from salsa2.model.released import ReleasedCheckpointError
 from salsa2.utils.download import download, verify
 
@@ -72,8 +72,8 @@ def import_parts(parts: Sequence[str | Path], out_dir: str | Path, work_dir: str
     from salsa2.model.release_import import RELEASE_FILE, import_salsa_release
     from salsa2.model.released import join_parts
 
-    if kind != "salsa":
-        raise ReleasedCheckpointError(f"release kind {kind!r} is not known; known: ['salsa']")
+    if kind not in RELEASE_KINDS:
+        raise ReleasedCheckpointError(f"release kind {kind!r} is not known; known: {sorted(RELEASE_KINDS)}")
     if len(parts) == 1:
         return import_salsa_release(parts[0], out_dir, text_model=text_model)
     joined = Path(work_dir) / RELEASE_FILE

@@ -26,7 +26,6 @@ L2-normalised. The authors crop clips longer than 30 s to 30 s; salsa2 averages 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from salsa2.audio.frontends import FrontendConfig
 from salsa2.model.checkpoint import save_checkpoint
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 from salsa2.model.released import ReleasedCheckpointError, read_released
+from salsa2.utils.digest import file_digest
 from salsa2.utils.fsutil import atomic_dir
 
 SOURCE_REPOSITORY = "https://github.com/OptimusPrimus/salsa"
@@ -125,14 +125,6 @@ def check_state_dict(model: DualEncoder, mapped: dict[str, torch.Tensor], path: 
                                      f"RoBERTa-large model expects {tuple(own[key].shape)}; not {RELEASE_FILE}")
 
 
-def sha256_file(path: str | Path, chunk: int = 16 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _scalar(value: torch.Tensor | None) -> float | None:
     return None if value is None or value.numel() != 1 else float(value.float().abs().item())
 
@@ -165,7 +157,7 @@ def import_salsa_release(checkpoint_path: str | Path, out_dir: str | Path, text_
         "note": "released by the authors of Primus et al. 2024 (ClothoV2 R@1 27.69, mAP@10 40.11 there)",
     }
     if sha256:
-        trained_on["sha256"] = sha256_file(checkpoint_path)
+        trained_on["sha256"] = file_digest(checkpoint_path)
     info = {"text_normalize": "authors", "trained_on": trained_on,
             "released": {"tau": tau, "hyper_parameters": _plain(hyper)}}
     with atomic_dir(out_dir) as tmp:

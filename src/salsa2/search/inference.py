@@ -11,7 +11,6 @@ Texts are normalised as in training (``text_normalize`` in the checkpoint info) 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections import defaultdict
@@ -30,6 +29,7 @@ from salsa2.audio.frontends import FrontendConfig, LogMel, compute_logmel
 from salsa2.audio.logmel_stream import load_logmel
 from salsa2.model.dual_encoder import DualEncoder
 from salsa2.data.text_norm import normalize_for_model, normalize_mode
+from salsa2.utils.digest import files_digest
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,7 @@ MAX_BATCH_FRAMES = 16 * 3000  # frames per encoder call (16 clips of 30 s); equa
 
 def checkpoint_id(path: str | Path) -> str:
     """A content hash of a checkpoint (config.json + model.safetensors): an index remembers which model made it."""
-    path = Path(path)
-    h = hashlib.sha1()
-    for name in ("config.json", "model.safetensors"):
-        with open(path / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
+    return files_digest([Path(path) / "config.json", Path(path) / "model.safetensors"], "sha1")[:16]
 
 
 @dataclass

@@ -20,6 +20,14 @@ def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = CHUNK)
     return digest.hexdigest()
 
 
+def files_digest(paths: list[str | Path], algorithm: str = "sha256") -> str:
+    """Hex digest of the files' contents one after the other (no separator), in the order given."""
+    digest = hashlib.new(algorithm)
+    for path in paths:
+        _feed(digest, path)
+    return digest.hexdigest()
+
+
 def tree_digest(root: str | Path, pattern: str = "*", algorithm: str = "sha256") -> str:
     """Hex digest of the files under ``root`` matching ``pattern``: each one's relative path and contents, in
     path order (a renamed, added, removed or edited file changes it)."""
