@@ -1,6 +1,6 @@
 """The authors' released PyTorch Lightning checkpoints, read safely and without holding them twice in memory.
 
-OptimusPrimus/salsa publishes its PaSST + RoBERTa-large model as parts ``passt_roberta.{1..4}.ckpt`` that
+OptimusPrimus/salsa publishes its PaSST + RoBERTa-large model as parts ``passt_roberta.{1..5}.ckpt`` that
 ``cat`` joins into one checkpoint (OptimusPrimus/salsa scripts/download_checkpoint.sh). The joined file is a
 Lightning checkpoint in torch's zip format: ``state_dict``, optimizer states, lr schedulers, callbacks and
 ``hyper_parameters``, the sacred config the model was built from (``self.save_hyperparameters(kwargs)`` in
