@@ -23,6 +23,10 @@ ceil(fraction x 3) of a 30 s clip), then ``project_audio``; captions lower-cased
 (``text_normalize: authors``), at most 32 tokens, the first token's output, then ``project_sentence``; both
 L2-normalised. The authors take a random 30 s crop of a longer clip (data/datasets/wrapper.py there); salsa2
 averages over all its snippets.
+
+The import itself (:func:`import_release`) is shared by every kind of release: a :class:`ReleaseLayout` names the
+key prefixes and provenance of one kind; :func:`release_layouts` lists the kinds (``salsa`` here, the DCASE 2025
+baseline in salsa2.model.release_dcase2025).
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ def _is_layout(key: str, layout: ReleaseLayout) -> bool:
 
 
 def _other_kind(released: dict[str, torch.Tensor], layout: ReleaseLayout) -> str:
-    """`` (a <kind> checkpoint: give kind <kind>)`` when every key fits another registered layout."""
+    """A hint naming the kind to give when every key of ``released`` fits another kind's layout, else ``""``."""
     for other in release_layouts().values():
         if other.kind != layout.kind and all(_is_layout(k, other) for k in released):
             return f" (its keys are those of a {other.kind!r} release: give kind {other.kind})"
