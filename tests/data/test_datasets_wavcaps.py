@@ -183,3 +183,25 @@ def test_dcase2025_list_is_pinned(tmp_path):
 def test_unknown_exclusion_names_the_choices(tmp_path):
     with pytest.raises(ValueError, match="dcase2025"):
         wavcaps.prepare_wavcaps(root=str(tmp_path), sources=["FreeSound"], exclude="dcase2024", download=False)
+
+
+@needs_zip
+def test_a_joined_split_zip_survives_a_failed_extraction(tmp_path, monkeypatch):
+    """A run that fails after the join (disk full while extracting) leaves the joined zip; the next run of the same
+    params extracts it without fetching the parts again."""
+    publish(tmp_path)
+    real = wavcaps.extract_to
+
+    def full_disk(archive, target, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wavcaps, "extract_to", full_disk)
+    kwargs = dict(root=str(tmp_path / "wc"), sources=["FreeSound"], exclude="none")
+    with FileServer(tmp_path) as srv, pytest.raises(OSError, match="No space"):
+        DATASETS.build("wavcaps", base_url=f"{srv.url}/hf", **kwargs)
+    monkeypatch.setattr(wavcaps, "extract_to", real)
+    with FileServer(tmp_path) as srv:
+        prepared = DATASETS.build("wavcaps", base_url=f"{srv.url}/hf", **kwargs)
+        requested = [path for path, _ in srv.requests]
+    assert not any(path.startswith("/hf/Zip_files/") for path in requested)
+    assert len(prepared.audio) == 4
