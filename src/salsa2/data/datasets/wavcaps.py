@@ -35,29 +35,54 @@ SOURCES = {  # source -> (metadata json, split zip?, exclusion-list key)
     "AudioSet_SL": ("as_final.json", True, "AudioSet"),
 }
 # sha256 (and size, where known exactly) of the files at HF_REVISION, as the Hugging Face file pages show them
-# (Git LFS details of huggingface.co/datasets/cvssp/WavCaps/blob/main/Zip_files/...; the Zip_files of main are those
-# of HF_REVISION: no commit after it touches them). Files not listed are checked against their first download.
+# ("Git LFS Details" of huggingface.co/datasets/cvssp/WavCaps/blob/<main or ac02ab3>/Zip_files/...). Zip_files changed
+# in two commits only: 668b4c0 uploaded them, e1fa78c added 22 FreeSound parts (none of those pinned from ac02ab3),
+# so these digests hold at HF_REVISION. Files not listed are checked against their first download.
 PINS: dict[str, tuple[str, int | None]] = {
     "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z01":
         ("9baf1005283de95f8c705dfc34ad8f7850035acfde8654c716541c7106cf1dc3", None),
     "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z02":
         ("42bb175db23256473304d2262ed83dc119a7e7ce8416cd72e453485e08c0e33f", None),
+    "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z03":
+        ("9caa51d23b83418bca7143d9497e4e16b8fdac72cc607202e3e2375b3f1faa99", None),
     "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z08":
         ("16ec4456f2d4975ba06bcfc8580c93fab8f2cd5810d71d90f3c15a6dbd0f0f88", None),
+    "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z09":
+        ("6437887d65fa7ea05b2797772e6d13d5ca0a94fd51b3193a22841e4dce2964ee", None),
     "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z10":
         ("588ae1bbddca76cb46aef033cc5edebd6689ff52132121be3697cbb191e5adea", None),
+    "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z13":
+        ("59247d39724a0a610f61e0a7ad043d0fedd61087d5be17642ab4e08662ade0d2", None),
+    "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z16":
+        ("a2300c1e357b70e8b6930de8eb6ce0ed5252027f21b736a4d6fff5e8ff18f08f", None),
     "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z19":
         ("2e678c5a0c7d97dac79325efa6c418ad92f39cd1bcad1ddd97f857112af914d7", None),
     "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z20":
         ("68635d5018fd6ff5795897a5d5a5d3224ee8da45c4644d75ce86bc8711a09173", None),
     "Zip_files/BBC_Sound_Effects/BBC_Sound_Effects.z24":
         ("73b91180038190e4dcd874153e08490c39bc64bd67e4148f27da41f517d2c568", None),
-    "Zip_files/FreeSound/FreeSound.z13": ("019d0991d481c64cd0442e15ddae0540b831717f94c16a88b164f5b51613c41d", None),
-    "Zip_files/FreeSound/FreeSound.z22": ("6ce9c0870859402a49e681e997888b1c431475b8ba06b510998451e052c6f4a7", None),
-    "Zip_files/FreeSound/FreeSound.z25": ("daacdf3fd2be625f134edf2bbeeb8f56f6c243df3663042e60fa4582aa825e3b", None),
-    "Zip_files/FreeSound/FreeSound.z26": ("4840943b68e2a777eac2df6bb6cf73a05e556af8b7be94b36440527637baf43f", None),
-    "Zip_files/FreeSound/FreeSound.z28": ("66d2d588619a030767e12d34128f03820e70b9e040b784af3fe88a07f32d05e0", None),
-    "Zip_files/FreeSound/FreeSound.z109": ("58442590e2bf99060ac02ca4183bb96d476bf64cb4cdae820e8daef844efedb6", None),
+    "Zip_files/FreeSound/FreeSound.z04":
+        ("005778af1c0f27ac048210897c1c2113579512c59d2093bcb0bd213485820e2b", None),
+    "Zip_files/FreeSound/FreeSound.z13":
+        ("019d0991d481c64cd0442e15ddae0540b831717f94c16a88b164f5b51613c41d", None),
+    "Zip_files/FreeSound/FreeSound.z15":
+        ("8a8ec5a9b158130ebbfad66c3dd315e2cfde189169e9f54098328a87183ad5ba", None),
+    "Zip_files/FreeSound/FreeSound.z19":
+        ("963a4e73d8b3f9a227897b7b1ace2ab53163958a2594695f2d86fcf722b796ac", None),
+    "Zip_files/FreeSound/FreeSound.z21":
+        ("d500b02040009169300ed6eb1912030a69be0189d72fa6bbc84dc9c58f20065e", None),
+    "Zip_files/FreeSound/FreeSound.z22":
+        ("6ce9c0870859402a49e681e997888b1c431475b8ba06b510998451e052c6f4a7", None),
+    "Zip_files/FreeSound/FreeSound.z25":
+        ("daacdf3fd2be625f134edf2bbeeb8f56f6c243df3663042e60fa4582aa825e3b", None),
+    "Zip_files/FreeSound/FreeSound.z26":
+        ("4840943b68e2a777eac2df6bb6cf73a05e556af8b7be94b36440527637baf43f", None),
+    "Zip_files/FreeSound/FreeSound.z28":
+        ("66d2d588619a030767e12d34128f03820e70b9e040b784af3fe88a07f32d05e0", None),
+    "Zip_files/FreeSound/FreeSound.z109":
+        ("58442590e2bf99060ac02ca4183bb96d476bf64cb4cdae820e8daef844efedb6", None),
+    "Zip_files/FreeSound/FreeSound.z120":
+        ("873091db2f2d85c4a7a8b102023694bc61fe238d17a1d20f069f68d493b5262b", None),
 }
 
 
