@@ -291,7 +291,7 @@ def join_split_zip(first: str | Path, joined: str | Path) -> Path:
     expected = _listed_entries(first)  # the end record of the last part counts the entries of the whole archive
     reasons = []
     try:
-        for mode in (["-s", "0"], ["-FF"]):
+        for mode in (["-q", "-s", "0"], ["-FF"]):  # `-FF -q` writes an empty zip (Info-ZIP 3.0)
             tmp.unlink(missing_ok=True)
             proc = subprocess.run(["zip", *mode, str(first), "--out", str(tmp)], input=b"q\n" * 100,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -299,7 +299,7 @@ def join_split_zip(first: str | Path, joined: str | Path) -> Path:
             if found is not None and (expected is None or found >= expected):
                 tmp.replace(joined)
                 return joined
-            reasons.append(f"`zip {' '.join(mode)}` {_zip_failure(proc, found, expected)}")
+            reasons.append(f"`zip {' '.join(m for m in mode if m != '-q')}` {_zip_failure(proc, found, expected)}")
     finally:
         tmp.unlink(missing_ok=True)
     raise ArchiveError(f"{first}: cannot join this split zip ({len(parts)} .zNN parts found): {reasons[0]}; "
