@@ -13,7 +13,7 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
-from salsa2.config.params import Params, load_params, training_params  # noqa: E402
+from salsa2.config.params import Params, check_params, load_params, training_params  # noqa: E402
 
 PARAMS = "params.yaml"  # the file dvc.yaml declares; no override (dvc.lock must record what was read)
 
@@ -50,11 +50,14 @@ def _user_error_hook(kind, err, tb) -> None:
 
 
 def setup() -> dict:
-    """Configure logging and error reporting; return the raw params.yaml mapping."""
+    """Configure logging and error reporting; return the raw params.yaml mapping, validated whole
+    (``check_params``: unknown keys, types, ranges and choices, one line naming the key)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.excepthook = _user_error_hook
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return load_params(PARAMS)
+    raw = load_params(PARAMS)
+    check_params(raw, PARAMS)
+    return raw
 
 
 def setup_training() -> Params:
