@@ -156,7 +156,7 @@ class CaptionSet:
 def check_query(texts: Sequence[str]) -> None:
     """A query must contain a word: an empty or punctuation-only query would rank every file arbitrarily."""
     for t in texts:
-        if not normalize_for_model(str(t)).strip():
+        if not any(ch.isalnum() for ch in normalize_for_model(str(t))):  # Unicode punctuation and symbols too
             raise UserError(f"query {t!r} has no words (only spaces or punctuation); describe the sound in words, "
                             "e.g. 'a dog barks while cars pass'")
 
@@ -179,6 +179,18 @@ def query_warnings(models: dict[str, SearchModel], texts: Sequence[str]) -> list
                 break
     out += [w for w in (demo_only_warning(m.info, name) for name, m in models.items()) if w]
     return out
+
+
+def missing_files_warning(index: Index, result: SearchResult) -> str | None:
+    """A line when results name files that are no longer there (the library was moved or files deleted)."""
+    if not index.root.is_dir():
+        return (f"the indexed folder {index.root} no longer exists (moved?): the paths shown are where the files "
+                "were; index the folder where they are now: salsa2 index DIR --model CHECKPOINT")
+    gone = [h.path for h in result.hits if not Path(h.path).exists()]
+    if not gone:
+        return None
+    return (f"{len(gone)} of the {len(result.hits)} results no longer exist (e.g. {gone[0]}); update the index: "
+            f"salsa2 index {index.root}")
 
 
 def load_index_models(index: Index, paths: dict[str, str | Path] | None = None,
@@ -233,6 +245,11 @@ def search(
     index = read_index(index) if isinstance(index, (str, Path)) else index
     if (text is None) == (audio is None):
         raise ValueError("give exactly one of a text query or an audio query")
+    if int(k) < 1:
+        raise UserError(f"-k {k}: ask for at least 1 result")
+    if len(index) == 0:
+        raise UserError(f"the index of {index.root} holds no sounds ({len(index.rejects)} unreadable files); "
+                        "index a folder with audio files: salsa2 index DIR --model CHECKPOINT")
     models = check_models(index, models) if models is not None else load_index_models(index)
     names = list(models)
     if text is not None:
