@@ -211,3 +211,12 @@ def test_empty_library_is_one_line(library, tmp_path):
                   str(tmp_path / "idx.parquet"))
     _one_line_error(result, str(tmp_path / "empty"), "no audio files")
     assert not (tmp_path / "idx.parquet").exists()
+
+
+def test_features_on_a_folder_without_tables_says_what_it_is(tmp_path):
+    (tmp_path / "sounds").mkdir()
+    sf.write(tmp_path / "sounds" / "a.wav", np.full(16000, 0.1, np.float32), 16000)
+    (tmp_path / "params.yaml").write_text("frontends:\n  mel64: {}\n")
+    _one_line_error(_run("features", str(tmp_path / "sounds"), str(tmp_path / "out"), "--params",
+                         str(tmp_path / "params.yaml")),
+                    "sounds: holds no prepared tables (audio.parquet, captions.parquet missing)", "salsa2 prepare")
