@@ -84,3 +84,14 @@ def test_truncated_mp3_records_the_length_that_decodes_and_says_so(tmp_path, cap
     assert "cut.mp3: the header says 5.00 s but" in caplog.text
     caplog.clear()
     assert abs(audio_info(whole)[0] - 5.0) < 0.05 and "header says" not in caplog.text
+
+
+def test_symlink_loop_and_dangling_link_are_not_called_missing_files(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    with pytest.raises(AudioReadError, match=r"a\.wav: link_loop: symbolic links that point at each other") as loop:
+        load_audio(tmp_path / "a.wav", 16000)
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "target.wav")
+    with pytest.raises(AudioReadError, match=r"gone\.wav: missing: a symbolic link to .*target\.wav, which does not"):
+        load_audio(tmp_path / "gone.wav", 16000)
+    assert loop.value.reason == "link_loop"

@@ -4,7 +4,9 @@ its source rate (``iter_audio``)."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +41,15 @@ def _first_line(err: Exception) -> str:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():  # a link whose target is gone, or a loop of links
+            try:
+                os.stat(path)
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    raise AudioReadError(path, "link_loop", "symbolic links that point at each other; point the "
+                                         "link at an audio file or remove it") from None
+            raise AudioReadError(path, "missing", f"a symbolic link to {os.readlink(path)}, which does not exist; "
+                                 "point it at an audio file or remove it")
         raise AudioReadError(path, "missing", "file not found; check the path")
     if path.is_file() and path.stat().st_size == 0:
         raise AudioReadError(path, "empty", "zero-byte file")
