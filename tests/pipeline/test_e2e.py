@@ -1,12 +1,15 @@
 """The whole DVC pipeline on a shrunken demo: repro, no-op repro, targeted re-runs, an experiment variant."""
 
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import REPO
 from helpers.dvc_project import demo_params, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -128,3 +131,8 @@ def test_sigmoid_experiment_and_metrics_diff(project):
     assert {"stage1@cnn", "stage1@transformer", "evaluate"} <= ran and "demo" not in ran
     diff = _run(["dvc", "metrics", "diff", "--all"], project)
     assert "stage1-cnn.mAP@10" in diff
+    # The readable view docs/dvc.md gives: the params that differ and the headline metrics, no hash columns.
+    show = re.search(r"^dvc exp show .*$", (REPO / "docs" / "dvc.md").read_text(), re.M).group(0)
+    columns = _run([*shlex.split(show), "--no-pager", "--csv"], project).splitlines()[0].split(",")
+    assert "loss" in columns and "stage2-cnn.mAP@10" in columns, columns
+    assert not [c for c in columns if "/" in c] and len(columns) < 40, columns

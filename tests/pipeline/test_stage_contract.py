@@ -178,3 +178,15 @@ def test_bad_params_stop_dvc_at_the_params_stage_before_any_stage_runs(tmp_path:
     ran = [line for line in proc.stdout.splitlines() if line.startswith("Running stage")]
     assert ran == ["Running stage 'params':"], ran
     assert seconds < 60, f"dvc exp run took {seconds:.1f} s to refuse loss=nosuch"
+
+
+def test_loss_terms_that_repeat_the_loss_are_not_logged_twice() -> None:
+    one_term = [{"epoch": 0, "train/nt_xent_loss": 2.0, "train/loss": 2.0, "val/t2a/mAP@10": 0.1, "lr": 1e-3},
+                {"epoch": 1, "train/nt_xent_loss": 1.5, "train/loss": 1.5, "val/t2a/mAP@10": 0.3, "lr": 5e-4}]
+    assert best_epoch_summary(one_term, 1)["train"] == {"loss": 1.5}
+    distill_only = [{"epoch": 0, "train/dist_loss": 1.3, "train/dist": 1.3, "train/loss": 1.3}]
+    assert best_epoch_summary(distill_only, 0)["train"] == {"loss": 1.3}
+    mixed = [{"epoch": 0, "train/sup_loss": 0.5, "train/sup": 1.0, "train/dist_loss": 0.6, "train/dist": 1.2,
+              "train/loss": 1.1}]
+    assert best_epoch_summary(mixed, 0)["train"] == {"sup_loss": 0.5, "sup": 1.0, "dist_loss": 0.6, "dist": 1.2,
+                                                     "loss": 1.1}
