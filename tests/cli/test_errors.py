@@ -220,3 +220,16 @@ def test_features_on_a_folder_without_tables_says_what_it_is(tmp_path):
     _one_line_error(_run("features", str(tmp_path / "sounds"), str(tmp_path / "out"), "--params",
                          str(tmp_path / "params.yaml")),
                     "sounds: holds no prepared tables (audio.parquet, captions.parquet missing)", "salsa2 prepare")
+
+
+def test_deleted_checkpoint_of_an_index_says_how_to_point_at_it(library, tmp_path):
+    import shutil
+
+    from salsa2.search.index import build_index
+
+    shutil.copytree(library / "ckpt", tmp_path / "mine")
+    build_index(library / "lib", tmp_path / "idx.parquet", [tmp_path / "mine"], progress=False)
+    shutil.rmtree(tmp_path / "mine")
+    line = _one_line_error(_run("search", str(tmp_path / "idx.parquet"), "rain"), "no such checkpoint folder",
+                           "--model mine=PATH")
+    assert "dvc repro" not in line

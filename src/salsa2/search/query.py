@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from salsa2.utils.errors import UserError
+from salsa2.model.checkpoint import CheckpointError
 from salsa2.search.index import Index, IndexFileError, read_index
 from salsa2.search.inference import SearchModel, embed_audio, embed_text, load_model
 from salsa2.model.provenance import demo_only_warning
@@ -204,7 +205,13 @@ def load_index_models(index: Index, paths: dict[str, str | Path] | None = None,
     unknown = [n for n in list(names) + list(paths or {}) if n not in index.models]
     if unknown:
         raise IndexFileError(f"models {unknown} are not in the index (it has {list(index.models)})")
-    return check_models(index, {n: load_model((paths or {}).get(n, index.models[n]["path"]), n) for n in names})
+    loaded = {}
+    for n in names:
+        try:
+            loaded[n] = load_model((paths or {}).get(n, index.models[n]["path"]), n)
+        except CheckpointError as err:  # moved or deleted since indexing: say how to point the index at it
+            raise CheckpointError(f"{err} (for this index: --model {n}=PATH)") from None
+    return check_models(index, loaded)
 
 
 def check_models(index: Index, models: dict[str, SearchModel]) -> dict[str, SearchModel]:
