@@ -10,7 +10,8 @@ from pathlib import Path
 from common import fail, parser, setup
 
 from salsa2.data.prepare import prepare, prepare_pretrain
-from salsa2.data.tables import TooManyRejects, check_reject_share, max_reject_share, read_tables, rejected_clips
+from salsa2.data.tables import (TooManyRejects, check_reject_share, max_reject_share, read_tables, rejected_clips,
+                                rejects_summary)
 
 if __name__ == "__main__":
     cli = parser(__doc__)
@@ -31,7 +32,7 @@ if __name__ == "__main__":
                                                           args.pretrain, **downloads))):
         kept, dropped = len(read_tables(out)[0]), rejected_clips(rejects)
         if len(rejects):
-            print(f"{dropped} clips and {len(rejects) - dropped} caption rows rejected, listed in {out}/rejects.csv")
+            print(f"{rejects_summary(rejects)}, listed in {out}/rejects.csv")
         try:
             check_reject_share(dropped, kept + dropped, f"{out}/rejects.csv",
                                max_reject_share(data))

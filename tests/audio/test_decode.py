@@ -66,3 +66,32 @@ def test_m4a_without_pyav_is_a_reject_with_the_reason(tmp_path, monkeypatch):
     with pytest.raises(AudioReadError, match="install PyAV") as err:
         load_audio(tmp_path / "tone.m4a", 16000)
     assert err.value.reason == "unsupported"
+
+
+def test_truncated_mp3_records_the_length_that_decodes_and_says_so(tmp_path, caplog):
+    from salsa2.audio.decode import audio_info
+
+    sr = 16000
+    whole = tmp_path / "whole.mp3"
+    sf.write(whole, (0.1 * np.random.default_rng(0).standard_normal(5 * sr)).astype(np.float32), sr)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # its Xing header still says 5 s
+    decoded = len(load_audio(cut, sr, reject_silent=False)) / sr
+    assert decoded < 4.0
+    with caplog.at_level("WARNING"):
+        duration, rate, channels = audio_info(cut)
+    assert abs(duration - decoded) < 0.05 and (rate, channels) == (sr, 1)
+    assert "cut.mp3: the header says 5.00 s but" in caplog.text
+    caplog.clear()
+    assert abs(audio_info(whole)[0] - 5.0) < 0.05 and "header says" not in caplog.text
+
+
+def test_symlink_loop_and_dangling_link_are_not_called_missing_files(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    with pytest.raises(AudioReadError, match=r"a\.wav: link_loop: symbolic links that point at each other") as loop:
+        load_audio(tmp_path / "a.wav", 16000)
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "target.wav")
+    with pytest.raises(AudioReadError, match=r"gone\.wav: missing: a symbolic link to .*target\.wav, which does not"):
+        load_audio(tmp_path / "gone.wav", 16000)
+    assert loop.value.reason == "link_loop"

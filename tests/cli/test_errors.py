@@ -158,7 +158,12 @@ def test_training_data_records_the_synthetic_demo(tmp_path):
 
 
 def test_stage_user_error_is_one_line_exit_2(tmp_path):
-    (tmp_path / "params.yaml").write_text("data:\n  datasets:\n    - name: folder\n      args: {root: nowhere}\n")
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())  # a whole params.yaml (stages check every section)
+    params["data"]["datasets"] = [{"name": "folder", "args": {"root": "nowhere"}}]
+    params["evaluate"]["relevance"] = None
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "SALSA2_PARAMS": str(tmp_path / "params.yaml"), "PYTHONPATH": str(REPO / "src")}
     env.pop("SALSA2_VERBOSE", None)
     paths = ["--raw", "data/raw", "--unpacked", "data/unpacked", "--prepared", "data/prepared", "--pretrain",
@@ -168,3 +173,63 @@ def test_stage_user_error_is_one_line_exit_2(tmp_path):
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: nowhere/captions.csv: caption file not found")
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("k", ["0", "-3"])
+def test_search_k_below_one_is_refused(library, k):
+    result = _run("search", str(library / "idx.parquet"), "-k", k, "rain")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "1" in _flat(result.output) and "-k" in _flat(result.output), result.output
+
+
+@pytest.mark.parametrize("query", ["\u00bf\u00a1\u2026\u2014\u00ab\u00bb", "\u3002\u3001\uff01",
+                                   "\u2022 \u2013 \u201c\u201d"])
+def test_unicode_punctuation_only_query_is_refused(library, query):
+    _one_line_error(_run("search", str(library / "idx.parquet"), query), "has no words")
+
+
+def test_moved_library_and_deleted_files_are_warned_of(library, tmp_path):
+    import shutil
+
+    from salsa2.search.index import build_index
+
+    lib = tmp_path / "lib"
+    shutil.copytree(library / "lib", lib)
+    build_index(lib, tmp_path / "idx.parquet", [library / "ckpt"], progress=False)
+    (lib / "c0.wav").unlink()
+    result = _run("search", str(tmp_path / "idx.parquet"), "-k", "3", "rain")
+    assert result.exit_code == 0 and "results no longer exist" in result.output, result.output
+    lib.rename(tmp_path / "moved")
+    result = _run("search", str(tmp_path / "idx.parquet"), "-k", "3", "rain")
+    assert result.exit_code == 0 and f"the indexed folder {lib} no longer exists" in _flat(result.output)
+
+
+def test_empty_library_is_one_line(library, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no audio here")
+    result = _run("index", str(tmp_path / "empty"), "--model", str(library / "ckpt"), "--out",
+                  str(tmp_path / "idx.parquet"))
+    _one_line_error(result, str(tmp_path / "empty"), "no audio files")
+    assert not (tmp_path / "idx.parquet").exists()
+
+
+def test_features_on_a_folder_without_tables_says_what_it_is(tmp_path):
+    (tmp_path / "sounds").mkdir()
+    sf.write(tmp_path / "sounds" / "a.wav", np.full(16000, 0.1, np.float32), 16000)
+    (tmp_path / "params.yaml").write_text("frontends:\n  mel64: {}\n")
+    _one_line_error(_run("features", str(tmp_path / "sounds"), str(tmp_path / "out"), "--params",
+                         str(tmp_path / "params.yaml")),
+                    "sounds: holds no prepared tables (audio.parquet, captions.parquet missing)", "salsa2 prepare")
+
+
+def test_deleted_checkpoint_of_an_index_says_how_to_point_at_it(library, tmp_path):
+    import shutil
+
+    from salsa2.search.index import build_index
+
+    shutil.copytree(library / "ckpt", tmp_path / "mine")
+    build_index(library / "lib", tmp_path / "idx.parquet", [tmp_path / "mine"], progress=False)
+    shutil.rmtree(tmp_path / "mine")
+    line = _one_line_error(_run("search", str(tmp_path / "idx.parquet"), "rain"), "no such checkpoint folder",
+                           "--model mine=PATH")
+    assert "dvc repro" not in line

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from helpers import REPO
-from salsa2.config.params import ConfigError, TrainParams, load_params, parse, release_params, training_params
+from salsa2.config.params import (ConfigError, TrainParams, check_params, load_params, parse, release_params,
+                                  training_params)
 
 
 def test_params_yaml_parses():
@@ -50,6 +51,9 @@ def test_dvc_params_exist_in_params_yaml():
         body = stage.get("do", stage)
         for key, item in pairs:  # a mapping gives ${key} and ${item}, a list ${item}
             for entry in body.get("params", []):
+                if isinstance(entry, dict):  # `- params.yaml:` (stage params: the whole file)
+                    assert list(entry) == ["params.yaml"] and not entry["params.yaml"], entry
+                    continue
                 path = entry.replace("${key}", str(key)).replace("${item}", str(item))
                 node = params
                 for part in path.split("."):
@@ -68,3 +72,45 @@ def test_released_entries_are_validated() -> None:
             release_params({"released": {"m": bad}}, "m")
     with pytest.raises(ConfigError, match="no entry 'n' under released"):
         release_params({"released": {}}, "n")
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"augmnet": {"mixco": True}}, r"^params\.yaml: unknown top-level key 'augmnet'; did you mean 'augment'\?"),
+    ({"stage1": {"epochs": "three"}}, r"^params\.yaml: stage1\.epochs is 'three'; expected an integer$"),
+    ({"stage1": {"batch_size": 0}}, r"^params\.yaml: stage1\.batch_size is 0; it must be >= 1$"),
+    ({"stage2": {"lr": -1.0}}, r"^params\.yaml: stage2\.lr is -1\.0; it must be > 0$"),
+    ({"stage2": {"sup_weight": 2}}, r"^params\.yaml: stage2\.sup_weight is 2; it must be in \[0, 1\]$"),
+    ({"stage1": {"precision": "bf61"}}, r"stage1\.precision is 'bf61' \(did you mean 'bf16'\?\)"),
+    ({"stage1": {"resume": "yes"}}, r"stage1\.resume is 'yes'; expected true or false"),
+    ({"data": {"min_duration": "half"}}, r"^params\.yaml: data\.min_duration is 'half'; expected a number$"),
+    ({"data": {"max_reject_share": 5}}, r"data\.max_reject_share is 5; it must be in \[0, 1\]"),
+    ({"loss": "nosuch"}, r"^params\.yaml: loss is 'nosuch'; choose one of nt_xent, sigmoid, listnet$"),
+    ({"text": {"max_length": 2.5}}, r"text\.max_length is 2\.5; expected an integer"),
+    ({"frontends": {"mel64": {"n_mels": "x"}}}, r"frontends\.mel64\.n_mels is 'x'; expected an integer"),
+    ({"audio_encoders": {"cnn": {"lr": "fast"}}}, r"audio_encoders\.cnn\.lr is 'fast'; expected a number"),
+    ({"demo": {"n_train": 0}}, r"demo\.n_train is 0; it must be >= 1"),
+    ({"embed_dim": "256"}, r"embed_dim is '256'; expected an integer"),
+])
+def test_bad_keys_types_and_ranges_name_the_key(edit, message):
+    raw = load_params(REPO / "params.yaml")
+    check_params(raw)  # the repository's own params pass
+    for key, value in edit.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            for sub, inner in value.items():
+                if isinstance(inner, dict):
+                    raw[key][sub] = {**raw[key][sub], **inner}
+                else:
+                    raw[key][sub] = inner
+        else:
+            raw[key] = value
+    with pytest.raises(ConfigError, match=message) as err:
+        check_params(raw)
+    assert "\n" not in str(err.value)
+
+
+def test_supervised_losses_are_the_registered_ones():
+    from salsa2.training.losses import LOSSES
+
+    from salsa2.config.params import SUPERVISED_LOSSES
+
+    assert set(SUPERVISED_LOSSES) == set(LOSSES.names()) - {"distill"}

@@ -12,7 +12,8 @@ from helpers.file_server import FileServer, md5, write_clip
 
 from salsa2.data.archive import UnsafeArchiveError
 from salsa2.data.datasets import DATASETS, clotho
-from salsa2.utils.download import ChecksumError
+from salsa2.utils.download import ChecksumError, record_path
+from salsa2.utils.errors import UserError
 from salsa2.features.logmel_cache import SpectrogramCache, build_cache
 from salsa2.audio.frontends import FrontendConfig
 from salsa2.data.prepare import prepare
@@ -118,3 +119,24 @@ def test_clotho_malicious_archive_is_refused(tmp_path, monkeypatch):
         DATASETS.build("clotho", root=str(tmp_path / "c"), base_url=srv.url, subsets=["evaluation"])
     assert not (tmp_path / "outside.wav").exists() and not (tmp_path / "c" / "outside.wav").exists()
     assert not (tmp_path / "c" / "audio" / "evaluation").exists()
+
+
+def test_truncated_archive_without_checksum_is_not_trusted_and_a_rerun_recovers(tmp_path, monkeypatch):
+    pub = tmp_path / "zenodo"
+    pub.mkdir()
+    sums = publish(pub, tmp_path / "work")
+    for subset, (split, audio_dir, _) in list(clotho.SUBSETS.items()):
+        monkeypatch.setitem(clotho.SUBSETS, subset, (split, audio_dir, sums[subset]))
+    arc = pub / "clotho_audio_validation.7z"
+    whole = arc.read_bytes()
+    arc.write_bytes(whole[: len(whole) // 2])  # the mirror serves a truncated copy (and states its length)
+    root = tmp_path / "c"
+    kept = root / "archives" / arc.name
+    with FileServer(pub) as srv:
+        with pytest.raises(UserError, match=r"clotho_audio_validation\.7z.*not whole.*run again") as err:
+            DATASETS.build("clotho", root=str(root), base_url=srv.url, subsets=["validation"], verify=False)
+        assert "\n" not in str(err.value)
+        assert not kept.exists() and not record_path(kept).exists()  # nothing trusted
+        arc.write_bytes(whole)  # the mirror is repaired: running again just works
+        prepared = DATASETS.build("clotho", root=str(root), base_url=srv.url, subsets=["validation"], verify=False)
+    assert len(prepared.audio) + len(prepared.rejects) == len(CLIPS["validation"])

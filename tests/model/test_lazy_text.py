@@ -3,6 +3,9 @@ features, left out of the trained state, bit-identical weights otherwise; a trai
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import torch
 
 from salsa2.model.encoders import TEXT_ENCODERS
@@ -50,3 +53,17 @@ def test_trainable_text_encoder_is_built_eagerly(minilm):
     model = DualEncoder(_minilm_cfg(1))
     assert not isinstance(model.text_encoder, LazyTextEncoder)
     assert any(k.startswith("text_encoder.") for k in trained_state(model))
+
+
+def test_frozen_text_encoder_reports_its_limit_and_a_long_query_is_warned_of(minilm):
+    from salsa2.search.inference import SearchModel
+    from salsa2.search.query import query_warnings
+
+    cfg = _minilm_cfg(0)
+    model = DualEncoder(dataclasses.replace(cfg, text_kwargs={**cfg.text_kwargs, "max_length": 24})).eval()
+    assert model.text_encoder.max_length == 24 and not model.text_encoder.loaded  # known without loading MiniLM
+    found = SearchModel("m", Path("m"), model, {}, "id", "spaces")
+    warnings = query_warnings({"m": found}, ["a dog barks and " * 625])  # 10,000 characters
+    assert len(warnings) == 1 and "model m reads only the first 24" in warnings[0], warnings
+    assert model.text_encoder.max_length == 24  # the built encoder's own
+    assert query_warnings({"m": found}, ["a dog barks"]) == []

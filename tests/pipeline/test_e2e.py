@@ -1,12 +1,15 @@
 """The whole DVC pipeline on a shrunken demo: repro, no-op repro, targeted re-runs, an experiment variant."""
 
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import REPO
 from helpers.dvc_project import demo_params, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -71,7 +74,7 @@ def test_stage2_param_reruns_only_stage2_and_evaluate(project):
     params["stage2"]["sup_weight"] = 0.5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], project)
-    assert _ran(out) == {"stage2@cnn", "stage2@transformer", "evaluate"}
+    assert _ran(out) == {"params", "stage2@cnn", "stage2@transformer", "evaluate"}  # params: the check, seconds
     _run(["git", "checkout", "--", "."], project)  # params, dvc.lock and reports of the baseline
     _run(["git", "clean", "-fdq", "--", "reports"], project)  # curves the variant added (e.g. new loss terms)
     _run(["dvc", "checkout", "-q"], project)
@@ -102,7 +105,7 @@ def test_an_unused_frontend_retrains_nothing(project):
     params["frontends"]["mel40"] = {**params["frontends"]["mel64"], "n_mels": 40}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        assert _stale(project) == {"features@mel40"}
+        assert _stale(project) == {"params", "features@mel40"}
         ran = _ran(_run(["dvc", "repro"], project))
         assert "features@mel40" in ran and not {s for s in ran if s.startswith(("stage1@", "stage2@"))}, ran
     finally:
@@ -114,7 +117,7 @@ def test_an_unused_frontend_retrains_nothing(project):
 
 def test_judgements_are_optional(project):
     out = _run(["dvc", "exp", "run", "-S", "evaluate.relevance=null"], project)
-    assert _ran(out) == {"prepare", "evaluate"}  # data/prepared is unchanged: nothing else re-runs
+    assert _ran(out) == {"params", "prepare", "evaluate"}  # data/prepared is unchanged: nothing else re-runs
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert not any(k.startswith("t2a_multi/") for k in _flat(metrics["stage2-cnn"]))
     _run(["git", "checkout", "--", "."], project)  # params, dvc.lock and reports of the baseline
@@ -128,3 +131,8 @@ def test_sigmoid_experiment_and_metrics_diff(project):
     assert {"stage1@cnn", "stage1@transformer", "evaluate"} <= ran and "demo" not in ran
     diff = _run(["dvc", "metrics", "diff", "--all"], project)
     assert "stage1-cnn.mAP@10" in diff
+    # The readable view docs/dvc.md gives: the params that differ and the headline metrics, no hash columns.
+    show = re.search(r"^dvc exp show .*$", (REPO / "docs" / "dvc.md").read_text(), re.M).group(0)
+    columns = _run([*shlex.split(show), "--no-pager", "--csv"], project).splitlines()[0].split(",")
+    assert "loss" in columns and "stage2-cnn.mAP@10" in columns, columns
+    assert not [c for c in columns if "/" in c] and len(columns) < 40, columns

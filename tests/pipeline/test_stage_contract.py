@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import REPO
 from salsa2.config.params import TrainParams, load_params, training_params
@@ -142,3 +143,50 @@ def test_stage_scripts_name_no_paths() -> None:
                     re.search(r"\b(data|models|reports)/", node.value):
                 found.append(f"{script.name}:{node.lineno}: {node.value[:60]!r}")
     assert not found, f"paths in stage scripts (pass them on the dvc.yaml cmd): {found}"
+
+
+@pytest.mark.slow
+def test_bad_params_stop_dvc_at_the_params_stage_before_any_stage_runs(tmp_path: Path) -> None:
+    """A top-level typo and an unknown loss end `dvc repro` / `dvc exp run` in stage params, in one line naming
+    the key, within seconds; no other stage runs, so none deletes its outputs."""
+    import os
+    import time
+
+    from helpers.dvc_project import _GIT_USER, demo_params, make_project
+
+    params = demo_params(n_train=8, n_val=4, n_test=4)
+    params["augmnet"] = {"mixco": True}
+    root = make_project(tmp_path / "p", params)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", **_GIT_USER}
+
+    def dvc(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+        start = time.perf_counter()
+        proc = subprocess.run(["dvc", *args], cwd=root, env=env, capture_output=True, text=True)
+        return proc, time.perf_counter() - start
+
+    proc, _ = dvc("repro")
+    assert proc.returncode != 0
+    assert "error: params.yaml: unknown top-level key 'augmnet'; did you mean 'augment'?" in proc.stderr + proc.stdout
+    assert "Running stage 'demo'" not in proc.stdout and not (root / "data/demo").exists()
+    del params["augmnet"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "commit", "-qam", "fixed"], cwd=root, env=env, check=True)
+    proc, seconds = dvc("exp", "run", "-S", "loss=nosuch")
+    assert proc.returncode != 0
+    assert "error: params.yaml: loss is 'nosuch'; choose one of nt_xent, sigmoid, listnet" in proc.stderr + proc.stdout
+    ran = [line for line in proc.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'params':"], ran
+    assert seconds < 60, f"dvc exp run took {seconds:.1f} s to refuse loss=nosuch"
+
+
+def test_loss_terms_that_repeat_the_loss_are_not_logged_twice() -> None:
+    one_term = [{"epoch": 0, "train/nt_xent_loss": 2.0, "train/loss": 2.0, "val/t2a/mAP@10": 0.1, "lr": 1e-3},
+                {"epoch": 1, "train/nt_xent_loss": 1.5, "train/loss": 1.5, "val/t2a/mAP@10": 0.3, "lr": 5e-4}]
+    assert best_epoch_summary(one_term, 1)["train"] == {"loss": 1.5}
+    distill_only = [{"epoch": 0, "train/dist_loss": 1.3, "train/dist": 1.3, "train/loss": 1.3}]
+    assert best_epoch_summary(distill_only, 0)["train"] == {"loss": 1.3}
+    mixed = [{"epoch": 0, "train/sup_loss": 0.5, "train/sup": 1.0, "train/dist_loss": 0.6, "train/dist": 1.2,
+              "train/loss": 1.1}]
+    assert best_epoch_summary(mixed, 0)["train"] == {"sup_loss": 0.5, "sup": 1.0, "dist_loss": 0.6, "dist": 1.2,
+                                                     "loss": 1.1}

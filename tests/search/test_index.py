@@ -216,3 +216,17 @@ def test_corrupt_index_is_rebuilt_with_full(demo, tmp_path, damage):
     out.write_bytes(damage)
     build_index(lib, out, [demo.model], progress=False)  # also without --full when the models are given
     assert len(read_index(out).files) == 2
+
+
+def test_unwritable_index_output_is_refused_before_anything_is_embedded(demo, tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    _library(demo, lib, 2)
+    (tmp_path / "file").write_text("a file where the index folder should be")
+    embedded = []
+    monkeypatch.setattr(index_mod, "_embed", lambda *a, **k: embedded.append(1) or {})
+    with pytest.raises(IndexFileError, match=r"file/idx\.parquet: cannot write the index there: .*file is a file"):
+        build_index(lib, tmp_path / "file" / "idx.parquet", [demo.model_dir], progress=False)
+    assert embedded == []
+    with pytest.raises(IndexFileError, match=r"is a folder; give the index file's name"):
+        build_index(lib, tmp_path, [demo.model_dir], progress=False)
+    assert embedded == []

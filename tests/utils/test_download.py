@@ -148,3 +148,37 @@ def test_first_download_is_recorded_and_later_copies_checked(served, tmp_path):
         record_path(dest).unlink()
         fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
     assert dest.read_bytes() == PAYLOAD[::-1]
+
+
+def test_a_file_its_check_refuses_is_neither_kept_nor_recorded(served, tmp_path):
+    from salsa2.utils.download import record_path
+
+    def whole(path):
+        if path.stat().st_size < len(PAYLOAD):
+            raise ValueError(f"{path}: cut short; delete it")
+
+    dest = tmp_path / "dl" / "blob.bin"
+    (served / "blob.bin").write_bytes(PAYLOAD[:1000])  # the server states and sends a truncated file
+    with FileServer(served) as srv:
+        with pytest.raises(DownloadError, match=r"blob\.bin \(from .*\) is not whole: cut short; .*run again"):
+            fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False, check=whole)
+        assert not dest.exists() and not record_path(dest).exists()
+        (served / "blob.bin").write_bytes(PAYLOAD)
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False, check=whole)
+    assert dest.read_bytes() == PAYLOAD and record_path(dest).exists()
+
+
+def test_a_size_from_the_record_is_not_called_the_publishers(served, tmp_path):
+    from salsa2.utils.download import record_path
+
+    dest = tmp_path / "dl" / "blob.bin"
+    with FileServer(served) as srv:
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
+        dest.unlink()
+        (served / "blob.bin").write_bytes(PAYLOAD + b"more")
+        with pytest.raises(ChecksumError, match=r"offers 50004 bytes, the first download recorded in .*\.blob\.bin"
+                                                r"\.sha256 had 50000 .*delete that record"):
+            fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
+        record_path(dest).unlink()
+        fetch(Remote("blob.bin", f"{srv.url}/blob.bin"), dest.parent, progress=False)
+    assert dest.read_bytes() == PAYLOAD + b"more"

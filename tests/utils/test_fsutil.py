@@ -98,3 +98,32 @@ def test_only_temps_of_dead_processes_are_removed(tmp_path):
         p.mkdir()
     assert remove_stale_temps(tmp_path / "out") == [dead]
     assert live.exists() and other.exists() and not dead.exists()
+
+
+@pytest.mark.parametrize("atomic", [atomic_path, atomic_dir])
+def test_disk_full_and_read_only_name_the_output_and_keep_the_old(tmp_path, monkeypatch, atomic):
+    import errno
+    import tempfile
+
+    out = tmp_path / "out" / "table.parquet"
+    with atomic(out) as tmp:
+        (tmp / "x" if tmp.is_dir() else tmp).write_text("old")
+    with pytest.raises(OSError, match=r"out/table\.parquet: cannot write it \(No space left on device\); free") as err:
+        with atomic(out):
+            raise OSError(errno.ENOSPC, "No space left on device")  # what a full disk raises mid-write
+    assert "\n" not in str(err.value)
+    assert (out / "x" if out.is_dir() else out).read_text() == "old"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["table.parquet"]
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(out.parent))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(OSError, match=r"out/table\.parquet: cannot write it \(Read-only file system\)"):
+        with atomic(out):
+            pass
+    with pytest.raises(FileNotFoundError, match="gone.wav"):  # an error of reading an input stays as it is
+        monkeypatch.undo()
+        with atomic(out):
+            open(tmp_path / "gone.wav")

@@ -4,6 +4,9 @@ its source rate (``iter_audio``)."""
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,8 @@ SNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", 
                       ".w64", ".rf64")
 PYAV_EXTENSIONS = (".m4a", ".aac", ".wma", ".webm")  # decoded through PyAV (FFmpeg) when it is installed
 PYAV_HINT = "install PyAV to read it: pip install av (or the salsa2[av] extra)"
+COUNTED_EXTENSIONS = (".mp3",)  # the header's length is an estimate (Xing/bitrate): frames are counted by decoding
+log = logging.getLogger(__name__)
 
 
 class AudioReadError(UserError, RuntimeError):
@@ -36,6 +41,15 @@ def _first_line(err: Exception) -> str:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():  # a link whose target is gone, or a loop of links
+            try:
+                os.stat(path)
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    raise AudioReadError(path, "link_loop", "symbolic links that point at each other; point the "
+                                         "link at an audio file or remove it") from None
+            raise AudioReadError(path, "missing", f"a symbolic link to {os.readlink(path)}, which does not exist; "
+                                 "point it at an audio file or remove it")
         raise AudioReadError(path, "missing", "file not found; check the path")
     if path.is_file() and path.stat().st_size == 0:
         raise AudioReadError(path, "empty", "zero-byte file")
@@ -211,4 +225,25 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
                 return dur, int(s.rate), int(s.channels)
         except Exception as err2:
             raise AudioReadError(path, "corrupt", _first_line(err2)) from err2
-    return float(info.duration), int(info.samplerate), int(info.channels)
+    duration = float(info.duration)
+    if path.suffix.lower() in COUNTED_EXTENSIONS:
+        decoded = _decoded_frames(path) / info.samplerate
+        if abs(decoded - duration) > max(0.05, 0.01 * duration):
+            log.warning("%s: the header says %.2f s but %.2f s decode (a truncated or damaged file?); recording "
+                        "%.2f s", path, duration, decoded, decoded)
+        duration = decoded
+    return duration, int(info.samplerate), int(info.channels)
+
+
+def _decoded_frames(path: Path) -> int:
+    """Frames libsndfile decodes from ``path`` (read in blocks, never held whole)."""
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                n = len(f.read(1 << 16, dtype="float32", always_2d=True))
+                if not n:
+                    return frames
+                frames += n
+    except Exception as err:  # a decode error in the middle of the file
+        raise AudioReadError(path, "corrupt", _first_line(err)) from err

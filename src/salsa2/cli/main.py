@@ -76,7 +76,9 @@ def prepare(
     rejects = run_prepare(
         [{"name": "folder", "args": {"root": str(folder), "captions": captions, "name": name,
                                      "default_split": default_split.value}}], out)
-    typer.echo(f"tables in {out}; {len(rejects)} rejected (see {out / 'rejects.csv'})")
+    from salsa2.data.tables import rejects_summary
+
+    typer.echo(f"tables in {out}; {rejects_summary(rejects)} (see {out / 'rejects.csv'})")
 
 
 @app.command()

@@ -76,7 +76,7 @@ def search_command(
     captions: Path | None = typer.Option(None, "--captions",
                                             help="With --audio: also rank these captions (.txt, or CSV/Parquet "
                                                  "with a caption or text column)."),
-    k: int = typer.Option(10, "--top", "-k", help="Results to show."),
+    k: int = typer.Option(10, "--top", "-k", min=1, help="Results to show."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     model: list[str] = typer.Option([], "--model", "-m",
                                     help="NAME=PATH: where an index model's checkpoint is now (if moved)."),
@@ -84,7 +84,7 @@ def search_command(
 ) -> None:
     """Search an index by text (paraphrases averaged; several models = mean of their similarities) or audio."""
     from salsa2.search.index import read_index
-    from salsa2.search.query import load_index_models, query_warnings, search
+    from salsa2.search.query import load_index_models, missing_files_warning, query_warnings, search
 
     if any(t is not None and not t.strip() for t in [text, *query]):
         raise typer.BadParameter("the query text is empty; describe the sound, e.g. 'a dog barks while cars pass'")
@@ -102,6 +102,9 @@ def search_command(
         for line in query_warnings(models, texts):
             typer.echo(f"warning: {line}", err=True)
         result = search(idx, texts or None, audio, k=k, models=models, captions=captions)
+    moved = missing_files_warning(idx, result)
+    if moved:
+        typer.echo(f"warning: {moved}", err=True)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

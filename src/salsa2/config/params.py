@@ -1,4 +1,6 @@
-"""params.yaml -> frozen dataclasses. Unknown keys are rejected with the dotted path that holds them.
+"""params.yaml -> frozen dataclasses. Unknown keys are rejected with the dotted path that holds them (a top-level
+one with the closest known key); values of the wrong type or out of range name their key (``check_params``, run
+by every stage before it imports anything heavy, and by stage ``params`` that every other stage depends on).
 
 Imported by every stage, so it stays light: no torch, nothing from training (tests/pipeline/test_dvc_deps.py).
 """
@@ -6,6 +8,7 @@ Imported by every stage, so it stays light: no torch, nothing from training (tes
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import types
 import typing
@@ -37,16 +40,106 @@ def parse(cls: type[T], data: Any, where: str) -> T:
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
+        check_type(value, hint, _key(where, key))
         if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
             args = [a for a in typing.get_args(hint) if a is not type(None)]
             hint = args[0] if len(args) == 1 else hint
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = parse(hint, value, f"{where}.{key}")
+            value = parse(hint, value, _key(where, key))
         kwargs[key] = value
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except TypeError as err:
         raise ConfigError(f"{where}: {err}") from None
+    except ConfigError as err:
+        msg = str(err)
+        raise ConfigError(msg if msg.startswith(where.split(":")[0]) else f"{where}: {msg}") from None
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    check_ranges(built, where)
+    return built
+
+
+def _key(where: str, key: str) -> str:
+    """The name of ``key`` inside ``where``: ``params.yaml: stage1``, ``params.yaml: stage1.epochs``."""
+    return f"{where}: {key}" if where.endswith(".yaml") else f"{where}.{key}"
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping",
+               list: "a list", type(None): "null"}
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field's type hint (ints count as floats, bools as neither)."""
+    if hint is Any or hint is typing.Any:
+        return True
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_matches(value, a) for a in typing.get_args(hint))
+    hint = typing.get_origin(hint) or hint
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def check_type(value: Any, hint: Any, where: str) -> None:
+    """``ConfigError`` naming the key, the value and the expected type when ``value`` does not fit ``hint``."""
+    if _matches(value, hint):
+        return
+    options = typing.get_args(hint) if (isinstance(hint, types.UnionType)
+                                        or typing.get_origin(hint) is typing.Union) else (hint,)
+    names = " or ".join(_TYPE_NAMES.get(typing.get_origin(o) or o, getattr(o, "__name__", str(o))) for o in options)
+    raise ConfigError(f"{where} is {value!r}; expected {names}")
+
+
+# field -> (lowest, highest, lowest excluded); a value outside is refused with its key (check_ranges)
+_RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
+    "TrainParams": {"epochs": (1, None, False), "batch_size": (1, None, False), "lr": (0, None, True),
+                    "lr_min": (0, None, False), "warmup_epochs": (0, None, False), "cosine_epochs": (0, None, False),
+                    "loss_lr": (0, None, False), "weight_decay": (0, None, False), "grad_clip": (0, None, False),
+                    "max_seconds": (0, None, False), "sup_weight": (0, 1, False), "nproc": (1, None, False),
+                    "prefetch": (0, None, False), "relevance_weight": (0, 1, False)},
+    "TextParams": {"max_length": (1, None, False), "trainable_layers": (-1, None, False), "lr": (0, None, True)},
+    "AugmentParams": {"mixco_tau": (0, None, True), "text_mask_views": (0, None, False)},
+    "AudioEncoderParams": {"lr": (0, None, True), "batch_size": (1, None, False)},
+    "Params": {"embed_dim": (1, None, False)},
+}
+_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "TrainParams": {"layout": ("clips", "pairs"), "targets": ("auto", "dense", "embeddings"),
+                    "precision": ("auto", "fp32", "bf16", "fp16"), "device": ("auto", "cpu", "cuda")},
+    "Params": {"pooling": ("mean", "tap")},
+}
+
+
+def _in_range(value: float, low: float | None, high: float | None, open_low: bool) -> bool:
+    return not ((low is not None and (value <= low if open_low else value < low))
+                or (high is not None and value > high))
+
+
+def _range_text(low: float | None, high: float | None, open_low: bool) -> str:
+    if high is None:
+        return f"{'>' if open_low else '>='} {low:g}"
+    return f"in {'(' if open_low else '['}{low:g}, {high:g}]"
+
+
+def check_ranges(obj: Any, where: str) -> None:
+    """``ConfigError`` naming the key when a parsed section's value lies outside its range or choices."""
+    name = type(obj).__name__
+    for key, (low, high, open_low) in _RANGES.get(name, {}).items():
+        value = getattr(obj, key)
+        if value is not None and not _in_range(value, low, high, open_low):
+            raise ConfigError(f"{_key(where, key)} is {value!r}; it must be {_range_text(low, high, open_low)}")
+    for key, allowed in _CHOICES.get(name, {}).items():
+        value = getattr(obj, key)
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{_key(where, key)} is {value!r}{hint}; choose one of {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -191,7 +284,7 @@ def release_params(raw: dict, name: str) -> ReleaseParams:
 
 @dataclass(frozen=True)
 class Params:
-    encoders: dict  # name -> the frontend it reads: the encoders that get models (the dvc.yaml foreach axis)
+    encoders: Any  # dict: name -> the frontend it reads, the encoders that get models (the dvc.yaml foreach axis)
     loss: str
     seed: int
     frontends: dict
@@ -254,12 +347,74 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         return yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-def training_params(raw: dict) -> Params:
+def training_params(raw: dict, path: str = "params.yaml") -> Params:
     """The sections the training stages read (other sections belong to other stages)."""
     keys = [f.name for f in dataclasses.fields(Params)]
     required = [f.name for f in dataclasses.fields(Params)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [k for k in required if k not in raw]
     if missing:
-        raise ConfigError(f"params.yaml: missing section(s) {missing}")
-    return parse(Params, {k: raw[k] for k in keys if k in raw}, "params.yaml")
+        raise ConfigError(f"{path}: missing section(s) {missing}")
+    return parse(Params, {k: raw[k] for k in keys if k in raw}, path)
+
+
+# Top-level sections besides the training ones (Params): who reads them.
+OTHER_SECTIONS = {"demo": "stage demo", "downloads": "stage download", "released": "stage release",
+                  "data": "stages prepare and features", "evaluate": "stage evaluate"}
+# The supervised objectives ``loss`` may name (salsa2.training.losses registry; distill is stage 2's L_dist).
+SUPERVISED_LOSSES = ("nt_xent", "sigmoid", "listnet")
+
+
+def _number(section: dict, key: str, where: str, low: float, high: float | None = None, *,
+            integer: bool = False) -> None:
+    if key not in section:
+        return
+    check_type(section[key], int if integer else float, f"{where}.{key}")
+    if not _in_range(section[key], low, high, False):
+        raise ConfigError(f"{where}.{key} is {section[key]!r}; it must be {_range_text(low, high, False)}")
+
+
+def _section(raw: dict, name: str, path: str) -> dict:
+    value = raw.get(name) or {}
+    check_type(value, dict, f"{path}: {name}")
+    return value
+
+
+def check_params(raw: Any, path: str | Path = "params.yaml") -> Params:
+    """Validate a whole params.yaml mapping before any stage works on it; return its training sections.
+
+    Refused, in one line naming the key, its value and what is expected: an unknown top-level key (with the
+    closest known one), a value of the wrong type (``epochs: three``) or out of range (``batch_size: 0``), an
+    unknown ``loss``, a selected encoder or frontend that is not defined."""
+    path = str(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    known = [f.name for f in dataclasses.fields(Params)] + list(OTHER_SECTIONS)
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{path}: unknown top-level key {key!r}{hint} (known: {', '.join(sorted(known))})")
+    params = training_params(raw, path)
+    if params.loss not in SUPERVISED_LOSSES:
+        close = difflib.get_close_matches(params.loss, SUPERVISED_LOSSES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path}: loss is {params.loss!r}{hint}; choose one of {', '.join(SUPERVISED_LOSSES)}")
+    for name in params.encoders:
+        try:
+            params.frontend(params.audio_encoder(name).frontend)
+        except ConfigError as err:
+            msg = str(err)
+            raise ConfigError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    data = _section(raw, "data", path)
+    _number(data, "min_duration", f"{path}: data", 0)
+    _number(data, "max_reject_share", f"{path}: data", 0, 1)
+    demo = _section(raw, "demo", path)
+    for key in ("n_train", "n_val", "n_test", "workers"):
+        _number(demo, key, f"{path}: demo", 1, integer=True)
+    _number(demo, "seed", f"{path}: demo", 0, integer=True)
+    _number(_section(raw, "evaluate", path), "relevance_k", f"{path}: evaluate", 1, integer=True)
+    _section(raw, "downloads", path)
+    for name in _section(raw, "released", path):
+        release_params(raw, name)
+    return params

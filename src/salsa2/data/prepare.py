@@ -10,7 +10,7 @@ import pandas as pd
 
 from salsa2.data.datasets import DATASETS
 from salsa2.data.raw_shards import unpack
-from salsa2.data.tables import read_tables, write_prepared
+from salsa2.data.tables import read_tables, rejected_caption_rows, rejected_clips, write_prepared
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def prepare(datasets: list[dict], out_dir: str | Path, raw_root: str | Path | No
         audio.append(prepared.audio)
         captions.append(prepared.captions)
         rejects.append(prepared.rejects)
-        log.info("%s: %d clips, %d captions, %d rejected", entry["name"], len(prepared.audio),
-                 len(prepared.captions), len(prepared.rejects))
+        clips = rejected_clips(prepared.rejects)
+        log.info("%s: %d clips, %d captions; %d clips and %d caption rows rejected", entry["name"],
+                 len(prepared.audio), len(prepared.captions), clips, rejected_caption_rows(prepared.rejects))
     rej = pd.concat(rejects, ignore_index=True)
     write_prepared(out_dir, pd.concat(audio, ignore_index=True), pd.concat(captions, ignore_index=True), rej)
     return rej

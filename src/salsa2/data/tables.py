@@ -95,6 +95,8 @@ def write_prepared(out_dir: str | Path, audio: pd.DataFrame, captions: pd.DataFr
                             "folder (it is replaced as a whole by audio.parquet, captions.parquet, rejects.csv)")
     elif out_dir.exists():
         raise UserError(f"{out_dir}: is a file; give a folder for the prepared tables")
+    validate_tables(_conform(audio, AUDIO_COLUMNS, f"{out_dir}: audio table"),
+                    _conform(captions, CAPTION_COLUMNS, f"{out_dir}: captions table"), str(out_dir))  # names out_dir
     with atomic_dir(out_dir) as tmp:
         write_tables(tmp, audio, captions)
         rejects.to_csv(tmp / "rejects.csv", index=False)
@@ -102,6 +104,11 @@ def write_prepared(out_dir: str | Path, audio: pd.DataFrame, captions: pd.DataFr
 
 def read_tables(data_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     data_dir = Path(data_dir)
+    missing = [name for name in ("audio.parquet", "captions.parquet") if not (data_dir / name).is_file()]
+    if missing:
+        what = "is no folder" if not data_dir.is_dir() else f"holds no prepared tables ({', '.join(missing)} missing)"
+        raise TableError(f"{data_dir}: {what}; give a folder written by `salsa2 prepare` (or stage prepare), or run "
+                         f"`salsa2 prepare SOUND_FOLDER {data_dir}` first")
     audio = _conform(pd.read_parquet(data_dir / "audio.parquet"), AUDIO_COLUMNS, str(data_dir / "audio.parquet"))
     captions = _conform(
         pd.read_parquet(data_dir / "captions.parquet"), CAPTION_COLUMNS, str(data_dir / "captions.parquet")
@@ -122,6 +129,16 @@ def rejected_clips(rejects: pd.DataFrame) -> int:
         return 0
     clips = rejects.loc[~rejects["reason"].isin(CAPTION_ROW_REASONS)]
     return int(clips["audio_id"].nunique()) if "audio_id" in clips else len(clips)
+
+
+def rejected_caption_rows(rejects: pd.DataFrame) -> int:
+    """Caption rows a rejects table drops without dropping their clip (``CAPTION_ROW_REASONS``)."""
+    return int(rejects["reason"].isin(CAPTION_ROW_REASONS).sum()) if len(rejects) else 0
+
+
+def rejects_summary(rejects: pd.DataFrame) -> str:
+    """``N clips and M caption rows rejected``: clips counted once, however many of their rows are listed."""
+    return f"{rejected_clips(rejects)} clips and {rejected_caption_rows(rejects)} caption rows rejected"
 
 
 MAX_REJECT_SHARE = 0.05  # data.max_reject_share when params.yaml leaves it out

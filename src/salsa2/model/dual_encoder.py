@@ -19,7 +19,7 @@ from torch import nn
 from salsa2.model.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
 from salsa2.model.encoders.base import AudioEncoder, weighted_mean
 from salsa2.model.encoders.lazy_text import KNOWN_WIDTHS, LazyTextEncoder
-from salsa2.model.encoders.text import TRAINABLE_LAYERS
+from salsa2.model.encoders.text import MAX_LENGTH, TRAINABLE_LAYERS
 from salsa2.audio.frontends import FrontendConfig
 from salsa2.model.pooling import TextAwarePooling
 
@@ -66,7 +66,8 @@ class ModelConfig:
 def build_text_encoder(name: str, kwargs: dict) -> nn.Module:
     """The text encoder of a config; a frozen one of known width loads its weights only when used."""
     if kwargs.get("trainable_layers", TRAINABLE_LAYERS) == 0 and name in KNOWN_WIDTHS:
-        return LazyTextEncoder(name, KNOWN_WIDTHS[name], lambda: TEXT_ENCODERS.build(name, **kwargs))
+        return LazyTextEncoder(name, KNOWN_WIDTHS[name], lambda: TEXT_ENCODERS.build(name, **kwargs),
+                               max_length=kwargs.get("max_length", MAX_LENGTH))
     return TEXT_ENCODERS.build(name, **kwargs)
 
 

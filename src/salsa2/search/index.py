@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,6 +135,25 @@ def read_index(path: str | Path) -> Index:
     except (KeyError, TypeError, ValueError, AttributeError, pa.ArrowException) as err:
         raise IndexFileError(f"{path}: broken salsa2 index ({type(err).__name__}: {err}); re-create it with "
                              "`salsa2 index DIR --model CHECKPOINT --full`") from None
+
+
+def check_writable(out: Path) -> None:
+    """Fail before anything is decoded when the index file cannot be written at ``out`` (a read-only or full
+    disk, a folder in the way): one line naming it."""
+    if out.is_dir():
+        raise IndexFileError(f"{out}: is a folder; give the index file's name, e.g. --out "
+                             f"{out / 'salsa2-index.parquet'}")
+    blocked = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise IndexFileError(f"{out}: cannot write the index there: {blocked} is a file, not a folder; choose "
+                             "another --out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=".probe.tmp"):
+            pass
+    except OSError as err:
+        raise IndexFileError(f"{out}: the index cannot be written there ({err.strerror or err}); choose another "
+                             "--out, or make room or permission there") from None
 
 
 def write_index(index: Index, path: str | Path) -> None:
@@ -443,10 +463,14 @@ def build_index(
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a directory; give the folder of the sound library to index")
     out = Path(out)
+    check_writable(out)
     settings = {"min_duration": float(min_duration), "extensions": sorted(extensions)}
+    files = scan(root, extensions)
+    if files.empty:
+        raise UserError(f"{root}: no audio files under it (looked for {' '.join(sorted(extensions))}); give the "
+                        "folder of the sound library, or --ext for other file types")
     old = _previous_index(out, root, settings, full=full, need_models=models is None)
     loaded = _models_or_previous(models, old)
-    files = scan(root, extensions)
     base = None if full else old
     rec = _reconcile(files, base, loaded)
     draft = _carry_over(root, files, rec, base, loaded)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from salsa2.utils.errors import UserError
+from salsa2.model.checkpoint import CheckpointError
 from salsa2.search.index import Index, IndexFileError, read_index
 from salsa2.search.inference import SearchModel, embed_audio, embed_text, load_model
 from salsa2.model.provenance import demo_only_warning
@@ -156,7 +157,7 @@ class CaptionSet:
 def check_query(texts: Sequence[str]) -> None:
     """A query must contain a word: an empty or punctuation-only query would rank every file arbitrarily."""
     for t in texts:
-        if not normalize_for_model(str(t)).strip():
+        if not any(ch.isalnum() for ch in normalize_for_model(str(t))):  # Unicode punctuation and symbols too
             raise UserError(f"query {t!r} has no words (only spaces or punctuation); describe the sound in words, "
                             "e.g. 'a dog barks while cars pass'")
 
@@ -181,6 +182,18 @@ def query_warnings(models: dict[str, SearchModel], texts: Sequence[str]) -> list
     return out
 
 
+def missing_files_warning(index: Index, result: SearchResult) -> str | None:
+    """A line when results name files that are no longer there (the library was moved or files deleted)."""
+    if not index.root.is_dir():
+        return (f"the indexed folder {index.root} no longer exists (moved?): the paths shown are where the files "
+                "were; index the folder where they are now: salsa2 index DIR --model CHECKPOINT")
+    gone = [h.path for h in result.hits if not Path(h.path).exists()]
+    if not gone:
+        return None
+    return (f"{len(gone)} of the {len(result.hits)} results no longer exist (e.g. {gone[0]}); update the index: "
+            f"salsa2 index {index.root}")
+
+
 def load_index_models(index: Index, paths: dict[str, str | Path] | None = None,
                       use: Sequence[str] | None = None) -> dict[str, SearchModel]:
     """Load the checkpoints that built ``index`` (``paths`` overrides where they are now; ``use`` = subset).
@@ -192,7 +205,13 @@ def load_index_models(index: Index, paths: dict[str, str | Path] | None = None,
     unknown = [n for n in list(names) + list(paths or {}) if n not in index.models]
     if unknown:
         raise IndexFileError(f"models {unknown} are not in the index (it has {list(index.models)})")
-    return check_models(index, {n: load_model((paths or {}).get(n, index.models[n]["path"]), n) for n in names})
+    loaded = {}
+    for n in names:
+        try:
+            loaded[n] = load_model((paths or {}).get(n, index.models[n]["path"]), n)
+        except CheckpointError as err:  # moved or deleted since indexing: say how to point the index at it
+            raise CheckpointError(f"{err} (for this index: --model {n}=PATH)") from None
+    return check_models(index, loaded)
 
 
 def check_models(index: Index, models: dict[str, SearchModel]) -> dict[str, SearchModel]:
@@ -233,6 +252,11 @@ def search(
     index = read_index(index) if isinstance(index, (str, Path)) else index
     if (text is None) == (audio is None):
         raise ValueError("give exactly one of a text query or an audio query")
+    if int(k) < 1:
+        raise UserError(f"-k {k}: ask for at least 1 result")
+    if len(index) == 0:
+        raise UserError(f"the index of {index.root} holds no sounds ({len(index.rejects)} unreadable files); "
+                        "index a folder with audio files: salsa2 index DIR --model CHECKPOINT")
     models = check_models(index, models) if models is not None else load_index_models(index)
     names = list(models)
     if text is not None:

@@ -4,7 +4,8 @@ A finished file only ever appears at its final path after its checksum (when one
 interrupted download leaves ``<name>.part`` behind, which the next call resumes with ``Range: bytes=N-``. A reply
 that does not continue the ``.part`` (416 with another length, a 206 from another offset, more bytes than stated)
 discards it and starts from byte 0. Files without a published checksum get a trust-on-first-use record
-``.<name>.sha256`` (docs/reliability.md).
+``.<name>.sha256`` (docs/reliability.md), written only after the file passed ``check`` (an archive: its members
+listed), so a truncated archive is never trusted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +114,7 @@ def download(
     progress: bool = True,
     max_bytes: int | None = None,
     refuse_html: bool = False,
+    check: Callable[[Path], object] | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` unless a verified copy is already there; resume a ``.part`` if present.
 
@@ -121,6 +124,8 @@ def download(
     are kept in ``.<name>.sha256`` and every later copy must match them.
     ``max_bytes`` stops after that many bytes of this call (leaving the ``.part``; used to test resuming).
     ``refuse_html``: a reply of type ``text/html`` (a sign-in, quota or error page) is an error, not the file.
+    ``check(path)`` (files without a published checksum, e.g. ``salsa2.data.archive.list_members``) must pass
+    before the file is kept and recorded; a file it refuses is deleted (``DownloadError``, nothing recorded).
     Raises:
         DownloadError: the server cannot be reached or answers with an error.
         ChecksumError: the finished file does not match ``md5``/``sha256``/``size``/the record; it is deleted.
@@ -134,16 +139,19 @@ def download(
             _check_size(dest, size, "the record")
             verify(dest, md5=md5, sha256=sha256)
             if record and not (md5 or sha256):
+                if recorded is None and check is not None:
+                    _check_whole(dest, url, check)
                 write_record(dest)  # a copy placed by hand before records existed: trusted, from now on checked
             return dest
-        except ChecksumError:
-            dest.unlink()  # a stale or damaged copy: fetch it again
+        except (ChecksumError, _Damaged):
+            dest.unlink(missing_ok=True)  # a stale or damaged copy: fetch it again
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     for attempt in range(2):
         have = part.stat().st_size if part.exists() else 0
         try:
-            _fetch_part(url, dest, part, have, size, timeout, progress, max_bytes, refuse_html)
+            _fetch_part(url, dest, part, have, size, timeout, progress, max_bytes, refuse_html,
+                        record_path(dest) if recorded else None)
             break
         except _Restart as why:
             log.warning("%s: %s; discarding %s and downloading from the start", url, why, part)
@@ -162,14 +170,35 @@ def download(
                    "accept the new upstream file)"
         raise ChecksumError(msg) from None
     os.replace(part, dest)
+    if check is not None and not (md5 or sha256):
+        try:
+            _check_whole(dest, url, check)
+        except _Damaged as err:
+            dest.unlink(missing_ok=True)
+            raise DownloadError(f"{err}; it was deleted and nothing was recorded: run again to download it anew, or "
+                                f"place a whole copy at {dest}") from None
     if record and recorded is None and not (md5 or sha256):
         write_record(dest)
     return dest
 
 
+class _Damaged(Exception):
+    """A downloaded file without a published checksum that its ``check`` refused."""
+
+
+def _check_whole(dest: Path, url: str, check: Callable[[Path], object]) -> None:
+    """Run ``check(dest)``; ``_Damaged`` naming the file, the URL and the reason when it refuses the file."""
+    try:
+        check(dest)
+    except Exception as err:  # noqa: BLE001 - any refusal of the check (py7zr raises its own types) means damaged
+        reason = " ".join(str(err).split()).removeprefix(f"{dest}: ").split("; ")[0] or type(err).__name__
+        raise _Damaged(f"{dest} (from {url}) is not whole: {reason}") from None
+
+
 def _fetch_part(url: str, dest: Path, part: Path, have: int, size: int | None, timeout: float, progress: bool,
-                max_bytes: int | None, refuse_html: bool = False) -> None:
-    """Append the rest of ``url`` to ``part`` (which holds ``have`` bytes); ``_Restart`` when it cannot continue."""
+                max_bytes: int | None, refuse_html: bool = False, record: Path | None = None) -> None:
+    """Append the rest of ``url`` to ``part`` (which holds ``have`` bytes); ``_Restart`` when it cannot continue.
+    ``record``: the trust-on-first-use record ``size`` comes from (None: the publisher's size)."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
         request.add_header("Range", f"bytes={have}-")
@@ -204,6 +233,10 @@ def _fetch_part(url: str, dest: Path, part: Path, have: int, size: int | None, t
             have = 0  # the server ignored Range: start over
             total = length
         if size is not None and total is not None and total != size:
+            if record is not None:
+                raise ChecksumError(f"{url}: the server offers {total} bytes, the first download recorded in {record} "
+                                    f"had {size} (while fetching {dest}); the file was changed upstream: delete that "
+                                    "record to accept the new upstream file")
             raise DownloadError(f"{url}: the server offers {total} bytes, the publisher lists {size} (while fetching "
                                 f"{dest}); the file was changed upstream or the address is wrong")
         written = 0

@@ -7,6 +7,7 @@ killed process left (its pid is gone), and ``.dvcignore`` hides them from DVC me
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -14,6 +15,28 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from salsa2.utils.errors import UserError
+
+# errors of writing, not of reading: reported as "cannot write <output>" with the fix
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+_WRITE_TEXTS = ("No space left", "Read-only file system", "Disk quota exceeded", "File too large")
+
+
+class OutputError(UserError, OSError):
+    """An output that cannot be written (disk full, read-only, no permission); the message names it."""
+
+
+def _output_error(err: OSError, path: Path, *, creating: bool) -> OSError:
+    """``err`` as one line naming the output ``path`` when it is a write failure (any failure while ``creating``
+    the temporary sibling); other errors unchanged."""
+    text = str(err)
+    if not (creating or err.errno in _WRITE_ERRNOS or any(t in text for t in _WRITE_TEXTS)):
+        return err
+    reason = err.strerror or " ".join(text.split())
+    new = OutputError(f"{path}: cannot write it ({reason}); free some space, or choose a place you can write to")
+    new.errno = err.errno
+    return new
 
 
 def current_umask() -> int:
@@ -86,20 +109,27 @@ def _prefix(path: Path) -> str:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it is renamed onto ``path``, on error removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _output_error(err, path, creating=True) from err
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         apply_umask(tmp_path)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as err:
         if tmp_path.is_dir() and not tmp_path.is_symlink():
             shutil.rmtree(tmp_path, ignore_errors=True)
         else:
             tmp_path.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, UserError):
+            named = _output_error(err, path, creating=False)
+            if named is not err:
+                raise named from err
         raise
 
 
@@ -110,9 +140,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     The old ``path`` is first renamed aside and deleted only after the new one is in place, so a kill at any
     moment leaves either the old or the new folder complete (a multi-file output is replaced as one step)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise _output_error(err, path, creating=True) from err
     try:
         yield tmp
         apply_umask(tmp)
@@ -123,8 +156,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.rename(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and not isinstance(err, UserError):
+            named = _output_error(err, path, creating=False)
+            if named is not err:
+                raise named from err
         raise
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from salsa2.data.archive import extract_to
+from salsa2.data.archive import extract_to, list_members
 from salsa2.data.datasets import DATASETS
 from salsa2.data.datasets.base import Clip, Prepared, prepare_clips
 from salsa2.utils.download import Remote, fetch
@@ -81,7 +81,8 @@ def prepare_clotho(
             fetch(remote(cap_name, cap_md5 if verify else None, base_url), root_path / "csv")
             if not audio_path.is_dir():
                 arc_name, arc_md5 = files["audio"]
-                archive = fetch(remote(arc_name, arc_md5 if verify else None, base_url), root_path / "archives")
+                archive = fetch(remote(arc_name, arc_md5 if verify else None, base_url), root_path / "archives",
+                                check=list_members)
                 extract_to(archive, audio_path, inner=audio_dir, keep=lambda m: m.lower().endswith(".wav"))
                 if not keep_archives:
                     archive.unlink()

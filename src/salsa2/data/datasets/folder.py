@@ -14,7 +14,7 @@ import pandas as pd
 from salsa2.audio.decode import AudioReadError, audio_info
 from salsa2.data.datasets import DATASETS
 from salsa2.data.datasets.base import Prepared
-from salsa2.data.tables import SPLITS, TableError
+from salsa2.data.tables import AUDIO_COLUMNS, CAPTION_COLUMNS, SPLITS, TableError
 from salsa2.data.text_norm import clean_caption
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ def read_caption_file(path: Path) -> pd.DataFrame:
     missing = {"file", "caption"} - set(df.columns)
     if missing:
         raise TableError(f"{path}: missing column(s) {sorted(missing)}; expected file, caption[, split]")
+    if df.empty:
+        raise TableError(f"{path}: no rows, only the header; add one row per caption (file, caption[, split])")
     for col in df.columns:
         if df[col].dtype == object or col in ("file", "caption", "split"):
             df[col] = df[col].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
@@ -74,6 +76,21 @@ def drop_bad_captions(pairs: pd.DataFrame, source: str) -> tuple[pd.DataFrame, l
     return pairs.loc[~(empty | dup)], dropped
 
 
+def _audio_ids(files: list, dataset: str, source: str) -> dict:
+    """``<dataset>/<file without extension>`` per file; files that differ only in their extension (``same.wav``,
+    ``same.flac``) keep it (``<dataset>/same.wav``), so both stay clips of their own (logged)."""
+    stems: dict[str, list[str]] = {}
+    for f in dict.fromkeys(str(f) for f in files):
+        stems.setdefault(Path(f).with_suffix("").as_posix(), []).append(f)
+    out = {}
+    for stem, names in stems.items():
+        if len(names) > 1:
+            log.info("%s: %s share the name %r; their ids keep the extension", source, " and ".join(names), stem)
+        for name in names:
+            out[name] = f"{dataset}/{Path(name).as_posix() if len(names) > 1 else stem}"
+    return out
+
+
 def tables_from_pairs(
     pairs: pd.DataFrame, *, root: Path, dataset: str, source: str, default_split: str = "train"
 ) -> Prepared:
@@ -85,36 +102,36 @@ def tables_from_pairs(
         row = int(bad.index[0])
         raise TableError(f"{source}: row {row + 2} has split {bad['split'].iloc[0]!r}; use one of {SPLITS}")
     pairs, dropped = drop_bad_captions(pairs.reset_index(drop=True), source)
+    audio_id = _audio_ids(pairs["file"].tolist() + [d["file"] for d in dropped], dataset, source)
     audio_rows, caption_rows, rejects = [], [], []
     for d in dropped:
-        audio_id = f"{dataset}/{Path(str(d['file'])).with_suffix('').as_posix()}"
-        rejects.append({"audio_id": audio_id, "path": str(root / str(d["file"])), "reason": d["reason"],
+        rejects.append({"audio_id": audio_id[d["file"]], "path": str(root / str(d["file"])), "reason": d["reason"],
                         "detail": d["detail"]})
     kept = set(pairs["file"])
     for f in dict.fromkeys(d["file"] for d in dropped if d["file"] not in kept):
-        rejects.append({"audio_id": f"{dataset}/{Path(str(f)).with_suffix('').as_posix()}", "path": str(root / str(f)),
+        rejects.append({"audio_id": audio_id[f], "path": str(root / str(f)),
                         "reason": "no_caption", "detail": f"every caption row of {f!r} in {source} was dropped"})
     for file, group in pairs.groupby("file", sort=False):
         split = group["split"].iloc[0]
         if (group["split"] != split).any():
             raise TableError(f"{source}: {file!r} is listed in several splits; give each file one split")
-        audio_id = f"{dataset}/{Path(str(file)).with_suffix('').as_posix()}"
+        clip_id = audio_id[file]
         path = root / str(file)
         try:
             if not path.exists():
                 raise AudioReadError(path, "missing", "listed in the caption file but not on disk")
             duration, sr, channels = audio_info(path)
         except AudioReadError as err:
-            rejects.append({"audio_id": audio_id, "path": str(path), "reason": err.reason, "detail": err.detail})
+            rejects.append({"audio_id": clip_id, "path": str(path), "reason": err.reason, "detail": err.detail})
             continue
-        audio_rows.append({"audio_id": audio_id, "dataset": dataset, "split": split, "path": str(path),
+        audio_rows.append({"audio_id": clip_id, "dataset": dataset, "split": split, "path": str(path),
                            "duration": duration, "sample_rate": sr, "channels": channels})
         for i, raw in enumerate(group["caption"].astype(str)):
-            caption_rows.append({"caption_id": f"{audio_id}#{i}", "audio_id": audio_id, "index": i,
+            caption_rows.append({"caption_id": f"{clip_id}#{i}", "audio_id": clip_id, "index": i,
                                  "text": clean_caption(raw), "raw_text": raw})
     return Prepared(
-        pd.DataFrame(audio_rows),
-        pd.DataFrame(caption_rows),
+        pd.DataFrame(audio_rows, columns=list(AUDIO_COLUMNS)),
+        pd.DataFrame(caption_rows, columns=list(CAPTION_COLUMNS)),
         pd.DataFrame(rejects, columns=["audio_id", "path", "reason", "detail"]),
     )
 

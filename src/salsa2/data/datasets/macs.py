@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from salsa2.data.archive import extract_to
+from salsa2.data.archive import extract_to, list_members
 from salsa2.data.datasets import DATASETS
 from salsa2.data.datasets.base import Clip, Prepared, prepare_clips
 from salsa2.utils.download import Remote, fetch
@@ -66,7 +66,7 @@ def prepare_macs(
         for part, md5 in TAU_ZIPS.items():
             fname = f"{TAU_PREFIX}.audio.{part}.zip"
             archive = fetch(Remote(fname, f"{tau_url.rstrip('/')}/{fname}?download=1", md5=md5 if verify else None),
-                            root_path / "archives")
+                            root_path / "archives", check=list_members)
             parts.append(extract_to(archive, root_path / f".audio.{part}", keep=lambda m: Path(m).name in wanted))
             if not keep_archives:
                 archive.unlink()

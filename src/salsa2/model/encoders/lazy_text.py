@@ -19,12 +19,14 @@ KNOWN_WIDTHS = {"minilm": 384, "roberta-large": 1024, "bert-large": 1024, "t5-la
 
 
 class LazyTextEncoder(nn.Module):
-    """Frozen stand-in for ``build()``'s encoder; ``out_dim`` must be the width the built one reports."""
+    """Frozen stand-in for ``build()``'s encoder; ``out_dim`` must be the width the built one reports,
+    ``max_length`` the tokens it reads (reported without loading it; search warns of longer queries)."""
 
-    def __init__(self, name: str, out_dim: int, build: Callable[[], nn.Module]) -> None:
+    def __init__(self, name: str, out_dim: int, build: Callable[[], nn.Module], max_length: int | None = None) -> None:
         super().__init__()
         self.name = name
         self.out_dim = out_dim
+        self._max_length = max_length
         self._build = build
         self.inner: nn.Module | None = None
         self.register_buffer("_device_probe", torch.empty(0), persistent=False)  # follows .to(device)
@@ -32,6 +34,13 @@ class LazyTextEncoder(nn.Module):
     @property
     def loaded(self) -> bool:
         return self.inner is not None
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per text the encoder reads (longer texts are cut); the built encoder's once it is loaded."""
+        if self.inner is not None or self._max_length is None:
+            return int(self.materialize().max_length)
+        return self._max_length
 
     @property
     def frozen(self) -> bool:
