@@ -170,6 +170,21 @@ def release(
     typer.echo(f"imported {len(paths)} part(s) into {out}; search with: salsa2 index FOLDER --model {out}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@cli_command
+def exp(
+    ctx: typer.Context,
+    preset: str = typer.Argument(..., help="A preset: presets/<PRESET>.yaml (paper-clotho, paper-audiocaps, "
+                                           "paper-pretrain) or a YAML file of params.yaml overrides."),
+) -> None:
+    """Run a preset as one DVC experiment: `dvc exp run` with its -S overrides. Further words go to DVC
+    (-S key=value adds or changes a setting, --queue, -n NAME, ...); --dry prints what would run and download, the
+    disk and GPU time it needs, before anything is downloaded (docs/reproduce.md)."""
+    from salsa2.config.presets import run_experiment
+
+    raise typer.Exit(run_experiment(preset, list(ctx.args)))
+
+
 # Commands that live in their own modules register themselves on the app.
 cli_search.register(app)
 
