@@ -21,7 +21,8 @@ def test_read_relevance_maps_files_and_captions_to_indices(tmp_path):
     write_tables(tmp_path / "prepared", audio, captions)
     pd.DataFrame({"caption": ["A dog barks.", "A dog barks.", "Rain falls"],
                   "file": ["a/x.flac", "a/x.flac", "a/y.flac"],
-                  "relevant": ['["a/x.flac", "a/z.flac"]', '["a/x.flac", "a/z.flac"]', '["a/y.flac", "a/z.flac"]']}).to_csv(
+                  "relevant": ['["a/x.flac", "a/z.flac"]', '["a/x.flac", "a/z.flac"]',
+                               '["a/y.flac", "a/z.flac"]']}).to_csv(
         tmp_path / "rel.csv", index=False)
     caption_ids = ["demo/a/y#0", "demo/a/x#0", "demo/a/x#1", "demo/a/z#0"]
     audio_ids = ["demo/a/z", "demo/a/x", "demo/a/y"]
@@ -41,7 +42,8 @@ def test_a_repeated_caption_dropped_by_prepare_is_one_query(tmp_path):
                              "raw_text": ["A dog barks.", "Rain falls"]})
     write_tables(tmp_path / "prepared", audio, captions)
     pd.DataFrame({"caption": ["A dog barks.", "A dog barks.", "Rain falls"], "file": ["a/x.flac"] * 2 + ["a/y.flac"],
-                  "relevant": ['["a/x.flac"]', '["a/x.flac"]', '["a/y.flac"]']}).to_csv(tmp_path / "rel.csv", index=False)
+                  "relevant": ['["a/x.flac"]', '["a/x.flac"]', '["a/y.flac"]']}).to_csv(tmp_path / "rel.csv",
+                                                                                        index=False)
     queries = read_relevance(tmp_path / "rel.csv", "demo", tmp_path / "prepared", ["demo/a/x#0", "demo/a/y#0"],
                              ["demo/a/x", "demo/a/y"])
     assert [(q, r.tolist()) for q, r in queries] == [(0, [0]), (1, [1])]
