@@ -31,8 +31,8 @@ if __name__ == "__main__":
         fetch(Remote(Path(relevance).name, judged["relevance_url"], sha256=judged.get("relevance_sha256")),
               Path(relevance).parent)
     if relevance and not Path(relevance).is_file():
-        fail(f"params.yaml evaluate.relevance: {relevance} does not exist; put the judgements there (data/relevance/"
-             f", see its README.md), give evaluate.relevance_url, or set it to null")
+        fail(f"params.yaml evaluate.relevance: {relevance} does not exist; put the judgements there (docs/datasets.md"
+             f", multi-relevance judgements), give evaluate.relevance_url, or set it to null")
     downloads = {"raw_root": args.raw, "unpacked_root": args.unpacked}
     for out, entries, rejects in (
             (args.prepared, data["datasets"], prepare(data["datasets"], args.prepared, **downloads)),

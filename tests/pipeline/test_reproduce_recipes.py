@@ -23,9 +23,11 @@ from helpers.file_server import FileServer
 from helpers.mirrors import publish_audiocaps, publish_clotho, publish_judgements, publish_wavcaps
 from salsa2.config import presets
 
+PAPER = presets.load(REPO / "params-paper.yaml")
 _STAGE = {"epochs": 1, "batch_size": 4, "layout": "clips", "precision": "fp32", "validate_every": 1}
 TINY = {
     "encoders": {"transformer": "kaldi128"},
+    "frontends": {"kaldi128": PAPER["frontends"]["kaldi128"]},  # the cache the stand-in reads, no other
     "audio_encoders": {"transformer": {"arch": "small_transformer", "lr": 5.0e-4, "batch_size": 4, "kwargs": {
         "dim": 16, "depth": 1, "heads": 2, "stack": 8, "snippet_seconds": 10.0, "dropout": 0.0}}},
     "text": {"model": "minilm", "trainable_layers": 0, "dropout": None},
