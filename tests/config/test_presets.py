@@ -102,3 +102,30 @@ def test_preview_before_anything_is_downloaded(tmp_path):
         assert f"runs  {stage}  (not in dvc.lock" in out
     assert "wavcaps: 403,050 clips" in out and "GPU time" in out and "disk (GB" in out
     assert yaml.safe_load((root / "params.yaml").read_text()) == demo_params()  # a preview changes nothing
+
+
+def test_preview_marks_what_a_change_reruns():
+    """Against a dvc.lock recording the current params, a stage-2 setting re-runs stage 2 and what follows; a
+    new download re-runs everything downstream of the data; the demo, untouched, stays."""
+    from salsa2.config.preview import expand, mark_runs
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+    def value(key):
+        node = base
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    lock = {"stages": {s.name: {"cmd": s.cmd, "params": {"params.yaml": {k: value(k) for k in s.params}}}
+                       for s in expand(spec, base)}}
+    runs = {s.name for s in mark_runs(expand(spec, base), base, lock) if s.runs}
+    assert runs == set()
+    changed = presets.apply({"stage2": {"lr": 0.002}}, base)
+    runs = {s.name for s in mark_runs(expand(spec, changed), changed, lock) if s.runs}
+    assert runs == {"stage2@cnn", "stage2@transformer", "evaluate"}
+    clotho = presets.apply(presets.load(REPO / "presets/paper-clotho.yaml"), base)
+    staged = {s.name: s for s in mark_runs(expand(spec, clotho), clotho, lock)}
+    assert staged["download@clotho"].why == ["not in dvc.lock"] and not staged["demo"].runs
+    assert all(s.runs for n, s in staged.items() if n != "demo")
