@@ -5,7 +5,7 @@ so ``presets/paper-clotho.yaml`` is the paper's encoders (``params-paper.yaml``)
 judgements. ``salsa2 exp paper-clotho [-S key=value ...] [dvc exp run options]`` runs it
 (``run_experiment``: the arguments go to DVC as a list, no shell re-parsing); ``--dry`` prints the preview instead
 (``salsa2.config.preview``; DVC's own ``dvc exp run --dry`` fails on any pipeline whose stages read an earlier
-stage's outputs, treeverse/dvc#10135). ``python -m salsa2.config.presets <preset> [params.yaml]`` prints the
+stage's outputs: its temporary copy has none to hash). ``python -m salsa2.config.presets <preset> [params.yaml]`` prints the
 ``-S`` arguments shell-quoted.
 
 DVC's Hydra composition (``dvc config hydra.enabled true``, ``dvc exp run -S +experiment=...``) is not used: with it
