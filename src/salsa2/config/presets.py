@@ -5,8 +5,8 @@ so ``presets/paper-clotho.yaml`` is the paper's encoders (``params-paper.yaml``)
 judgements. ``salsa2 exp paper-clotho [-S key=value ...] [dvc exp run options]`` runs it
 (``run_experiment``: the arguments go to DVC as a list, no shell re-parsing); ``--dry`` prints the preview instead
 (``salsa2.config.preview``; DVC's own ``dvc exp run --dry`` fails on any pipeline whose stages read an earlier
-stage's outputs: its temporary copy has none to hash). ``python -m salsa2.config.presets <preset> [params.yaml]`` prints the
-``-S`` arguments shell-quoted.
+stage's outputs: its temporary copy has none to hash). ``python -m salsa2.config.presets <preset> [params.yaml]``
+prints the ``-S`` arguments shell-quoted.
 
 DVC's Hydra composition (``dvc config hydra.enabled true``, ``dvc exp run -S +experiment=...``) is not used: with it
 enabled every ``dvc exp run`` rewrites params.yaml from ``conf/`` (params.yaml would stop being the file one edits),
