@@ -95,3 +95,18 @@ def test_judgements_reject_a_joined_list_and_an_unknown_query(tmp_path):
     with pytest.raises(UserError, match="row 2: query 'Never said.' is no test caption of dataset 'clotho'"):
         write_judgements(tmp_path / "d.csv", "clotho", tmp_path / "prepared", tmp_path / "j.csv")
     assert not (tmp_path / "j.csv").exists()
+
+
+def test_judgements_command_converts_the_dcase_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from salsa2.cli import app
+
+    ids, caption_ids = clotho_eval_tables(tmp_path / "prepared")
+    pd.DataFrame({"query": ["Sound 3 take 0."], "audio_filenames": [str([NAMES[3], NAMES[0]])]}).to_csv(
+        tmp_path / "metadata_eval.csv", index=False)
+    result = CliRunner().invoke(app, ["judgements", str(tmp_path / "metadata_eval.csv"), "--data",
+                                      str(tmp_path / "prepared"), "--out", str(tmp_path / "j.csv")])
+    assert result.exit_code == 0, result.output
+    queries = read_relevance(tmp_path / "j.csv", "clotho", tmp_path / "prepared", caption_ids, ids)
+    assert [(q, r.tolist()) for q, r in queries] == [(6, [0, 3])]
