@@ -161,7 +161,8 @@ def preview(params: dict, dvc_yaml: str | Path = "dvc.yaml", dvc_lock: str | Pat
     features_gb = {f: round(hours * _frontend_gib_per_hour(cfg) * 2**30 / 1e9, 1)
                    for f, cfg in (params.get("frontends") or {}).items()}
     # the shards in data/raw, their unpacked copy in data/unpacked and DVC's cache copy of the shards (the default
-    # cache.type copy); features once in the workspace and once in the cache
+    # cache.type copy); features once in the workspace and once in the cache; the peak: the archives, not yet deleted, next to
+    # the audio's three copies (the features come after the downloads)
     steady = 3 * audio_gb + 2 * sum(features_gb.values())
     data = params.get("data") or {}
     encoders = list((params.get("encoders") or {}).keys())
@@ -175,7 +176,7 @@ def preview(params: dict, dvc_yaml: str | Path = "dvc.yaml", dvc_lock: str | Pat
         "stages": [{"name": s.name, "runs": s.runs, "why": s.why} for s in stages],
         "downloads": downloads,
         "disk_gb": {"downloaded": round(fetched, 1), "audio": round(audio_gb, 1), "features": features_gb,
-                    "steady": round(steady, 1), "peak": round(steady + fetched, 1)},
+                    "steady": round(steady, 1), "peak": round(max(steady, fetched + 3 * audio_gb), 1)},
         "gpu_hours": {"stage1_per_encoder": round(stage1_h, 1), "stage2_per_encoder": round(stage2_h, 1),
                       "encoders": encoders, "total": round(len(encoders) * (stage1_h + stage2_h), 1)},
     }
@@ -194,7 +195,7 @@ def render(report: dict) -> str:
         lines.append(f"  {name}: {size}{facts['source']}")
     d = report["disk_gb"]
     feats = ", ".join(f"{k} {v:g}" for k, v in d["features"].items())
-    lines.append(f"disk (GB, estimates): downloads {d['downloaded']:g} (archives deleted after unpacking), audio "
+    lines.append(f"disk (GB, estimates): downloads {d['downloaded']:g} (deleted once unpacked), audio "
                  f"{d['audio']:g} (x3: data/raw shards, data/unpacked, DVC cache), log-mel caches {feats} (x2 with "
                  f"the cache); steady ~{d['steady']:g}, peak ~{d['peak']:g}")
     g = report["gpu_hours"]
