@@ -161,8 +161,8 @@ def preview(params: dict, dvc_yaml: str | Path = "dvc.yaml", dvc_lock: str | Pat
     features_gb = {f: round(hours * _frontend_gib_per_hour(cfg) * 2**30 / 1e9, 1)
                    for f, cfg in (params.get("frontends") or {}).items()}
     # the shards in data/raw, their unpacked copy in data/unpacked and DVC's cache copy of the shards (the default
-    # cache.type copy); features once in the workspace and once in the cache; the peak: the archives, not yet deleted, next to
-    # the audio's three copies (the features come after the downloads)
+    # cache.type copy); features once in the workspace and once in the cache; the peak: the archives, not yet
+    # deleted, next to the audio's three copies (the features come after the downloads)
     steady = 3 * audio_gb + 2 * sum(features_gb.values())
     data = params.get("data") or {}
     encoders = list((params.get("encoders") or {}).keys())
