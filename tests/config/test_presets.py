@@ -3,6 +3,9 @@ DVC applies them."""
 
 from __future__ import annotations
 
+import shutil
+import sys
+
 import pytest
 import yaml
 
@@ -45,3 +48,84 @@ def test_dvc_applies_the_documented_overrides(tmp_path):
     target.write_text((REPO / "params.yaml").read_text())
     hydra.apply_overrides(str(target), presets.override_args(PRESET, base)[1::2])
     assert load_params(target) == presets.apply(PRESET, base)
+
+
+PRESETS = sorted((REPO / "presets").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
+def test_each_preset_carries_the_whole_experiment(path):
+    """Encoders (the paper's, through ``extends``), downloads, the data read from them, evaluation: nothing is
+    left to the demo's params."""
+    from salsa2.data.datasets import DATASETS
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    preset = presets.load(path)
+    merged = presets.apply(preset, base)
+    assert merged["encoders"] == PRESET["encoders"] and merged["text"]["model"] == "roberta-large"
+    training_params(merged)
+    entries = merged["data"]["datasets"] + merged["data"]["pretrain"]
+    assert entries and all(e["name"] in DATASETS.names() and e["raw"] in merged["downloads"] for e in entries)
+    assert set(merged["downloads"]) == {e["raw"] for e in entries}  # no download left over from the demo
+    assert all(d["dataset"] in DATASETS.names() for d in merged["downloads"].values())
+    relevance = merged["evaluate"]["relevance"]
+    if relevance is not None:  # a documented place that is no DVC output, fetched and pinned
+        assert relevance.startswith("data/relevance/") and len(merged["evaluate"]["relevance_sha256"]) == 64
+        assert merged["evaluate"]["relevance_dataset"] == merged["data"]["datasets"][0]["name"]
+
+
+def test_command_line_settings_merge_into_the_preset():
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    cmd, params, dry = presets.experiment(
+        "paper-clotho", ["-S", "stage2.teachers=self", "-S", "+extra.k=1", "--queue", "-S",
+                         "encoders={passt: kaldi128}"], base)
+    assert not dry and cmd[:3] == ["dvc", "exp", "run"] and cmd[-3:] == ["-S", "+extra.k=1", "--queue"]
+    assert "stage2.teachers=self" in cmd and "stage2.teachers=all" not in cmd  # one value per key, no repeats
+    assert params["stage2"]["teachers"] == "self" and params["extra"] == {"k": 1}
+    assert params["encoders"] == {"passt": "kaldi128"} and params["downloads"] == {"clotho": {"dataset": "clotho",
+                                                                                             "args": {}}}
+    assert presets.experiment("paper-clotho", ["--dry"], base)[2]
+    with pytest.raises(presets.UserError, match="preset 'paper-nope'.*paper-clotho"):
+        presets.load("paper-nope")
+
+
+def test_preview_before_anything_is_downloaded(tmp_path):
+    """``salsa2 exp <preset> --dry`` in a fresh project: the stages that will run, the downloads, disk and GPU time,
+    with no data, no dvc.lock and no network (DVC's own ``dvc exp run --dry`` fails on this pipeline)."""
+    from helpers.dvc_project import demo_params, make_project, run
+
+    shutil.copytree(REPO / "presets", tmp_path / "p" / "presets")
+    root = make_project(tmp_path / "p", demo_params(), {"params-paper.yaml": (REPO / "params-paper.yaml").read_text()})
+    out = run([sys.executable, "-m", "salsa2.cli", "exp", "paper-pretrain", "--dry", "-S", "stage2.sup_weight=1.0"],
+              root, env={"PYTHONPATH": str(REPO / "src")})
+    for stage in ("download@wavcaps", "prepare", "stage1@passt", "ensemble", "stage2@mn", "evaluate"):
+        assert f"runs  {stage}  (not in dvc.lock" in out
+    assert "wavcaps: 403,050 clips" in out and "GPU time" in out and "disk (GB" in out
+    assert yaml.safe_load((root / "params.yaml").read_text()) == demo_params()  # a preview changes nothing
+
+
+def test_preview_marks_what_a_change_reruns():
+    """Against a dvc.lock recording the current params, a stage-2 setting re-runs stage 2 and what follows; a
+    new download re-runs everything downstream of the data; the demo, untouched, stays."""
+    from salsa2.config.preview import expand, mark_runs
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+    def value(key):
+        node = base
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    lock = {"stages": {s.name: {"cmd": s.cmd, "params": {"params.yaml": {k: value(k) for k in s.params}}}
+                       for s in expand(spec, base)}}
+    runs = {s.name for s in mark_runs(expand(spec, base), base, lock) if s.runs}
+    assert runs == set()
+    changed = presets.apply({"stage2": {"lr": 0.002}}, base)
+    runs = {s.name for s in mark_runs(expand(spec, changed), changed, lock) if s.runs}
+    assert runs == {"params", "stage2@cnn", "stage2@transformer", "evaluate"}  # params: checks, re-runs nothing
+    clotho = presets.apply(presets.load(REPO / "presets/paper-clotho.yaml"), base)
+    staged = {s.name: s for s in mark_runs(expand(spec, clotho), clotho, lock)}
+    assert staged["download@clotho"].why == ["not in dvc.lock"] and not staged["demo"].runs
+    assert all(s.runs for n, s in staged.items() if n != "demo")

@@ -4,10 +4,15 @@ mirror; missing clips are reported, not fatal."""
 from __future__ import annotations
 
 import csv
+import shutil
 
+import pytest
 from helpers.file_server import FileServer, write_clip
 
 from salsa2.data.datasets import DATASETS
+from salsa2.data.prepare import check_rejects, prepare
+from salsa2.data.raw_shards import pack
+from salsa2.data.tables import TooManyRejects, read_tables
 from salsa2.features.logmel_cache import SpectrogramCache, build_cache
 from salsa2.audio.frontends import FrontendConfig
 
@@ -66,3 +71,35 @@ def test_audiocaps_without_audio_reports_every_clip_missing(tmp_path):
     assert prepared.audio.empty
     assert prepared.rejects["reason"].tolist() == ["missing"]
     assert "not redistributed" in prepared.rejects["detail"].iloc[0]
+
+
+def test_audiocaps_download_packs_the_users_clips_and_missing_ones_stay_within_the_allowance(tmp_path):
+    """The documented set-up (presets/paper-audiocaps.yaml): download@audiocaps with ``audio_dir`` and
+    ``copy_audio`` packs the clips it finds, so a ``raw: audiocaps`` entry (no audio_dir) finds them; the one
+    video gone from YouTube (1 of 10 clips) passes the entry's ``max_reject_share`` and fails the 5 % default."""
+    pub = tmp_path / "pub" / "dataset"
+    pub.mkdir(parents=True)
+    rows = {"train": [(i, f"vid{i:02d}", 30, f"Sound number {i}") for i in range(8)],
+            "val": [(100 + k, "valvid", 0, f"Wind {k}") for k in range(5)],
+            "test": [(200 + k, "testvid", 10, f"Engine {k}") for k in range(5)]}
+    for split, split_rows in rows.items():
+        with open(pub / f"{split}.csv", "w", newline="") as f:
+            csv.writer(f).writerows([("audiocap_id", "youtube_id", "start_time", "caption"), *split_rows])
+    mine = tmp_path / "my_audiocaps"
+    for i in range(7):  # vid07 is gone
+        write_clip(mine / f"vid{i:02d}_30.flac", seed=i, fmt="FLAC")
+    write_clip(mine / "Yvalvid.wav", seed=20)
+    write_clip(mine / "testvid_10.wav", seed=21)
+    with FileServer(tmp_path / "pub") as srv:
+        DATASETS.build("audiocaps", root=str(tmp_path / "unpacked/audiocaps"), audio_dir=str(mine),
+                       copy_audio=True, base_url=f"{srv.url}/dataset")
+    pack(tmp_path / "unpacked/audiocaps", tmp_path / "raw/audiocaps")
+    shutil.rmtree(tmp_path / "unpacked")
+    mine.rename(tmp_path / "gone")  # the user's copy is not needed any more
+    entry = {"name": "audiocaps", "raw": "audiocaps", "max_reject_share": 0.15, "args": {"download": False}}
+    prepare([entry], tmp_path / "prepared", tmp_path / "raw", tmp_path / "unpacked")
+    audio, _ = read_tables(tmp_path / "prepared")
+    assert len(audio) == 9 and all(str(tmp_path / "unpacked/audiocaps/audio") in p for p in audio["path"])
+    check_rejects([entry], tmp_path / "prepared", 0.05)
+    with pytest.raises(TooManyRejects, match=r"1 of 10 clips rejected \(10.0% > data.max_reject_share 5.0%\)"):
+        check_rejects([{k: v for k, v in entry.items() if k != "max_reject_share"}], tmp_path / "prepared", 0.05)

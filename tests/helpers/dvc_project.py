@@ -35,8 +35,11 @@ def make_project(root: Path, params: dict, files: dict[str, str] | None = None) 
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (root / "data/raw").mkdir(parents=True)
     shutil.copy(REPO / "data/raw/README.md", root / "data/raw/README.md")  # the downloads' folder (none here)
+    (root / "data/relevance").mkdir()
+    shutil.copy(REPO / "data/relevance/README.md", root / "data/relevance/README.md")  # the judgements' folder
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for rel, text in (files or {}).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"],
                 ["dvc", "config", "core.analytics", "false"],

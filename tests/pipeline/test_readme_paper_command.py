@@ -1,13 +1,15 @@
-"""The README's paper command, run exactly as printed, on a shrunken copy of the project.
+"""The README's paper commands (``salsa2 exp <preset>``): the preset's words reach DVC unchanged, the paper
+preset's keys all go through DVC on a shrunken copy of the project, and the preview runs as printed.
 
-The command is read out of README.md (the one ``bash`` line that calls ``salsa2.config.presets``) and run by bash in a
-fresh git + DVC project. The project's params-paper.yaml is the real preset with a tiny override (random
-weights, PaSST alone, frozen MiniLM instead of roberta-large, one batch of 10 s crops per stage, fp32 on
-CPU, 4 + 3 + 3 demo clips), so every key and value type of the preset goes through the same shell and DVC
-parsing as on a GPU machine (the real preset's words are checked by the fast test below).
+The slow test runs ``salsa2 exp params-paper.yaml`` (the paper's networks on the demo data) in a fresh git + DVC
+project whose params-paper.yaml is the real preset with a tiny override (random weights, PaSST alone, frozen MiniLM
+instead of roberta-large, one batch of 10 s crops per stage, fp32 on CPU, 4 + 3 + 3 demo clips), so every key and
+value type of the preset goes through the same DVC parsing as on a GPU machine. The recipes with their data run in
+test_reproduce_recipes.py.
 """
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -29,18 +31,19 @@ TINY = {
 }
 
 
-def readme_paper_command() -> str:
-    """The single line of a fenced bash block in README.md that applies params-paper.yaml."""
+def readme_paper_commands() -> list[str]:
+    """The lines of README.md's fenced bash blocks that run ``salsa2 exp``, without their comments."""
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
-    lines = [line.strip() for b in blocks for line in b.splitlines() if "salsa2.config.presets" in line]
-    assert len(lines) == 1, f"README.md: expected one bash line running salsa2.config.presets, found {lines}"
-    return lines[0]
+    lines = [line.split("#")[0].strip() for b in blocks for line in b.splitlines() if "salsa2 exp" in line]
+    assert lines, "README.md: expected bash lines running salsa2 exp"
+    return lines
 
 
-def test_readme_command_names_the_preset_and_runs_dvc():
-    line = readme_paper_command()
-    assert "params-paper.yaml" in line and "dvc exp run" in line
+def test_readme_commands_are_documented_recipes():
+    documented = re.findall(r"`(salsa2 exp [a-z][^`]*)`", (REPO / "docs/reproduce.md").read_text())
+    for line in readme_paper_commands():
+        assert line.removesuffix(" --dry") in documented, line
 
 
 def _ok(cmd: list[str], cwd: Path) -> str:
@@ -48,12 +51,12 @@ def _ok(cmd: list[str], cwd: Path) -> str:
 
 
 @pytest.mark.slow
-def test_readme_paper_command_runs_the_pipeline(tmp_path):
+def test_paper_preset_runs_the_pipeline(tmp_path):
     preset = yaml.safe_load((REPO / "params-paper.yaml").read_text())
     root = make_project(tmp_path / "project", demo_params(n_train=4, n_val=3, n_test=3),
                         {"params-paper.yaml": yaml.safe_dump(presets.apply(TINY, preset), sort_keys=False)})
 
-    _ok(["bash", "-c", readme_paper_command()], root)
+    _ok(["bash", "-c", "salsa2 exp params-paper.yaml"], root)
 
     ran = yaml.safe_load((root / "params.yaml").read_text())
     assert ran["encoders"] == {"passt": "kaldi128"} and ran["embed_dim"] == 1024 and "mn" in ran["audio_encoders"]
@@ -65,17 +68,26 @@ def test_readme_paper_command_runs_the_pipeline(tmp_path):
     assert 0 <= metrics["stage2-passt"]["t2a"]["mAP@10"] <= 1
 
 
-def test_readme_command_hands_dvc_unquoted_words(tmp_path):
-    """The README line with ``dvc exp run`` replaced by printf: each -S value arrives as one word without the
-    shell quotes (the bare ``$(...)`` form passed them on literally: DVC's LexerNoViableAltException)."""
-    line = readme_paper_command()
-    assert "dvc exp run" in line
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    shutil.copy(REPO / "params-paper.yaml", tmp_path / "params-paper.yaml")
-    words = _ok(["bash", "-c", line.replace("dvc exp run", "printf '%s\\n'")], tmp_path).splitlines()
+def test_readme_commands_hand_dvc_the_presets_words(tmp_path):
+    """Each README line with a ``dvc`` on PATH that prints its arguments: DVC gets ``exp run`` and the preset's
+    ``-S`` words, one word each and without shell quotes (an ``eval`` of a script's output is no longer needed);
+    the ``--dry`` line prints the preview and calls no DVC."""
+    shim = tmp_path / "bin" / "dvc"
+    shim.parent.mkdir()
+    shim.write_text("#!/bin/sh\nprintf 'DVC<%s>\\n' \"$@\"\n")
+    shim.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("params.yaml", "params-paper.yaml", "dvc.yaml"):
+        shutil.copy(REPO / name, work / name)
+    shutil.copytree(REPO / "presets", work / "presets")
     base = yaml.safe_load((REPO / "params.yaml").read_text())
-    preset = yaml.safe_load((REPO / "params-paper.yaml").read_text())
-    assert words == presets.override_args(preset, base)
-    cmd = "printf '%s\\n' $(python -m salsa2.config.presets params-paper.yaml)"
-    bare = _ok(["bash", "-c", cmd], tmp_path).splitlines()
-    assert any(w.startswith("'") for w in bare)  # the bare form keeps the quotes
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": f"{shim.parent}:{os.environ['PATH']}"}
+    for line in readme_paper_commands():
+        out = _ok(["bash", "-c", line], work) if "--dry" in line else run(["bash", "-c", line], work, env=env)
+        words = re.findall(r"DVC<(.*)>", out)
+        if "--dry" in line:
+            assert not words and "runs  evaluate" in out and "GPU time" in out
+        else:
+            preset = presets.load(work / "presets" / f"{line.split()[2]}.yaml")
+            assert words == ["exp", "run", *presets.override_args(preset, base)]

@@ -177,6 +177,37 @@ def release(
     typer.echo(f"imported {len(paths)} part(s) into {out}; search with: salsa2 index FOLDER --model {out}")
 
 
+@app.command()
+@cli_command
+def judgements(
+    source: Path = typer.Argument(..., **EXISTING_FILE, help="The DCASE 2025 task 6 metadata_eval.csv (query, "
+                                                             "audio_filenames) or a salsa2 judgements CSV."),
+    data: Path = typer.Option(..., **EXISTING_DIR, help="Prepared tables holding the judged captions and clips "
+                                                       "(data/prepared)."),
+    out: Path = typer.Option(..., help="The salsa2 judgements CSV to write (caption, file, relevant as a JSON list)."),
+    dataset: str = typer.Option("clotho", help="The dataset the judgements belong to (its name in the tables)."),
+) -> None:
+    """Convert multi-relevance judgements to salsa2's CSV (stage prepare does this for evaluate.relevance)."""
+    from salsa2.evaluation.judgements import write_judgements
+
+    typer.echo(f"wrote {write_judgements(source, dataset, data, out)} judged queries to {out}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@cli_command
+def exp(
+    ctx: typer.Context,
+    preset: str = typer.Argument(..., help="A preset: presets/<PRESET>.yaml (paper-clotho, paper-audiocaps, "
+                                           "paper-pretrain) or a YAML file of params.yaml overrides."),
+) -> None:
+    """Run a preset as one DVC experiment: `dvc exp run` with its -S overrides. Further words go to DVC
+    (-S key=value adds or changes a setting, --queue, -n NAME, ...); --dry prints what would run and download, the
+    disk and GPU time it needs, before anything is downloaded (docs/reproduce.md)."""
+    from salsa2.config.presets import run_experiment
+
+    raise typer.Exit(run_experiment(preset, list(ctx.args)))
+
+
 # Commands that live in their own modules register themselves on the app.
 cli_search.register(app)
 

@@ -1,1 +1,1 @@
-"""Configuration: params.yaml as frozen dataclasses, presets of overrides."""
+"""Configuration: params.yaml as frozen dataclasses, presets of overrides run as DVC experiments, their preview."""

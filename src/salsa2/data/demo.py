@@ -12,7 +12,7 @@ Output (the "own folder" format that ``salsa2.data.datasets.folder`` prepares)::
     audio/<split>/<clip>.flac
     captions.csv        file, caption, split, events (kinds the caption mentions, ';'-separated)
     clips.csv           file, split, duration, events (JSON list of kind/onset/offset/loud/pitch)
-    relevance_test.csv  caption, relevant (';'-separated files): every test clip holding all the events the
+    relevance_test.csv  caption, file, relevant (a JSON list of files): every test clip holding all the events the
                         caption mentions (multi-relevance evaluation, DCASE 2025 style)
 """
 
@@ -523,5 +523,5 @@ def relevance_table(clips: pd.DataFrame, captions: pd.DataFrame, split: str) -> 
         need = set(mentioned.split(";"))
         relevant = sorted(f for f, have in kinds.items() if need <= have)
         assert own in relevant
-        rows.append({"caption": text, "file": own, "relevant": ";".join(relevant)})
+        rows.append({"caption": text, "file": own, "relevant": json.dumps(relevant)})
     return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from salsa2.data.datasets import DATASETS
 from salsa2.data.raw_shards import unpack
-from salsa2.data.tables import read_tables, rejected_caption_rows, rejected_clips, write_prepared
+from salsa2.data.tables import check_reject_share, read_tables, rejected_caption_rows, rejected_clips, write_prepared
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +59,19 @@ def prepare_pretrain(datasets: list[dict], pretrain: list[dict] | None, prepared
     rej = pd.read_csv(Path(prepared_dir) / "rejects.csv")
     write_prepared(out_dir, audio, captions, rej)
     return rej
+
+
+def check_rejects(datasets: list[dict], out_dir: str | Path, max_share: float, section: str = "data.datasets") -> None:
+    """Each dataset's share of rejected clips in the tables at ``out_dir`` against its limit: the entry's
+    ``max_reject_share`` (a documented allowance, e.g. AudioCaps' YouTube clips that no copy has any more) or
+    ``max_share`` (``data.max_reject_share``); raises ``TooManyRejects`` naming the dataset and the setting."""
+    audio, _ = read_tables(out_dir)
+    rejects = pd.read_csv(Path(out_dir) / "rejects.csv", dtype=str, keep_default_na=False)
+    for i, entry in enumerate(datasets):
+        prefix = f"{(entry.get('args') or {}).get('name', entry['name'])}/"
+        kept = int(audio["audio_id"].str.startswith(prefix).sum())
+        dropped = rejected_clips(rejects.loc[rejects["audio_id"].str.startswith(prefix)])
+        own = "max_reject_share" in entry
+        check_reject_share(dropped, kept + dropped, f"{out_dir}/rejects.csv ({prefix[:-1]})",
+                           float(entry["max_reject_share"]) if own else max_share,
+                           f"{section}[{i}].max_reject_share" if own else "data.max_reject_share")

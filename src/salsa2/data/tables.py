@@ -149,10 +149,12 @@ def max_reject_share(data: dict) -> float:
     return float(data.get("max_reject_share", MAX_REJECT_SHARE))
 
 
-def check_reject_share(rejected: int, total: int, rejects_file: str | Path, max_share: float) -> None:
-    """Raise when ``rejected / total`` exceeds ``max_share`` (a stage that caches 0 of 100 clips must not pass)."""
+def check_reject_share(rejected: int, total: int, rejects_file: str | Path, max_share: float,
+                       setting: str = "data.max_reject_share") -> None:
+    """Raise when ``rejected / total`` exceeds ``max_share`` (a stage that caches 0 of 100 clips must not pass);
+    ``setting``: the params key of the limit, named in the message."""
     share = rejected / total if total else 1.0
     if share > max_share:
         raise TooManyRejects(
-            f"{rejected} of {total} clips rejected ({share:.1%} > data.max_reject_share {max_share:.1%}); "
-            f"see {rejects_file} for why, fix the audio (or raise data.max_reject_share)")
+            f"{rejected} of {total} clips rejected ({share:.1%} > {setting} {max_share:.1%}); "
+            f"see {rejects_file} for why, fix the audio (or raise {setting})")

@@ -6,13 +6,18 @@ clips are found (a) in ``audio_dir``, a folder the user already has (searched re
 ``{youtube_id}_{start_time}`` (the aac-datasets naming) or ``Y{youtube_id}`` / ``{youtube_id}`` (AudioSet
 naming), any of wav/flac/ogg/mp3; or (b) downloaded one by one from ``mirror``, a URL template with
 ``{split}``, ``{youtube_id}``, ``{start_time}`` fields. Clips found nowhere are reported in the rejects
-(reason ``missing``), never a failure.
+(reason ``missing``), never a failure: 5-10 % of the YouTube videos are gone from every copy, so a dataset entry
+reading AudioCaps sets its own ``max_reject_share`` (presets/paper-audiocaps.yaml). ``copy_audio``: clips found in
+``audio_dir`` are linked (or copied) into ``root/audio/<split>/`` as well, so that stage download@ packs them and
+every entry reading that download (``raw:``) finds them without ``audio_dir``.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from tqdm import tqdm
@@ -63,6 +68,20 @@ def index_audio(audio_dir: Path) -> dict[str, Path]:
     return {p.stem: p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS}
 
 
+def link_or_copy(src: Path, dest: Path) -> Path:
+    """``dest`` as a hard link of ``src`` (a copy across file systems); kept when it exists."""
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    return dest
+
+
 def find_clip(index: dict[str, Path], youtube_id: str, start: int) -> Path | None:
     for stem in (f"{youtube_id}_{start}", f"{youtube_id}_{start}.000", f"Y{youtube_id}", youtube_id):
         if stem in index:
@@ -80,10 +99,12 @@ def prepare_audiocaps(
     download: bool = True,
     base_url: str | None = None,
     name: str = "audiocaps",
+    copy_audio: bool = False,
 ) -> Prepared:
     """Args: root: where caption CSVs (``csv/``) and mirrored clips (``audio/<split>/``) go; audio_dir: your
     own copy of the clips; mirror: URL template for clips, e.g. ``https://host/ac/{split}/{youtube_id}_{start_time}.flac``;
-    version: v1 (the benchmark of Primus et al. 2024) or v2; base_url: where the caption CSVs are (default: GitHub)."""
+    version: v1 (the benchmark of Primus et al. 2024) or v2; base_url: where the caption CSVs are (default: GitHub);
+    copy_audio: link the clips found in ``audio_dir`` into ``root/audio/<split>/`` (a download@ entry)."""
     if version not in VERSION_DIRS:
         raise ValueError(f"audiocaps: unknown version {version!r}; use one of {list(VERSION_DIRS)}")
     root_path = Path(root)
@@ -105,6 +126,8 @@ def prepare_audiocaps(
         for (ytid, start), captions in tqdm(read_csv(csv_path).items(), desc=f"audiocaps {csv_name}", unit="clip"):
             audio_id = f"{name}/{ytid}_{start}"
             path = find_clip(index, ytid, start)
+            if path is not None and copy_audio and root_path / "audio" not in path.parents:
+                path = link_or_copy(path, root_path / "audio" / csv_name / f"{ytid}_{start}{path.suffix.lower()}")
             if path is None and mirror:
                 ext = Path(mirror.split("?")[0]).suffix or ".flac"
                 url = mirror.format(split=csv_name, youtube_id=ytid, start_time=start)
