@@ -42,6 +42,12 @@ def test_unknown_key_names_its_path():
         parse(TrainParams, {"epoch": 3}, "stage1")
 
 
+def test_a_negative_training_crop_is_refused():
+    assert parse(TrainParams, {"max_seconds": 30.0}, "stage1").max_seconds == 30.0
+    with pytest.raises(ConfigError, match=r"max_seconds must be >= 0.*got -1"):
+        parse(TrainParams, {"max_seconds": -1}, "stage1")
+
+
 def test_dvc_params_exist_in_params_yaml():
     params = load_params(REPO / "params.yaml")
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())

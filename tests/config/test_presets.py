@@ -3,15 +3,19 @@ DVC applies them."""
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from salsa2.config import presets
 from salsa2.config.params import load_params, training_params
+from salsa2.features.splits import collate_mels, crop_frames
 from salsa2.model.encoders import AUDIO_ENCODERS
+from salsa2.model.encoders.efficientat import build_mn40_as_ext
 from helpers import REPO
 from helpers.paper import PRESET
 
@@ -25,9 +29,8 @@ def test_paper_preset_parses_and_its_overrides_reproduce_it():
         enc = params.audio_encoder(name)
         assert enc.arch in AUDIO_ENCODERS
         params.frontend(enc.frontend)
-    assert params.audio_encoder("atst").lr == pytest.approx(4e-6)
     args = presets.override_args(PRESET, base)
-    assert "+audio_encoders.atst={arch:atst_frame,lr:4.0e-06,batch_size:64," \
+    assert "+audio_encoders.atst={arch:atst_frame,lr:2.0e-05,batch_size:64," \
            "kwargs:{weights:pretrained,freq_warp:0.0,snippet_seconds:10.0}}" in args
     # the selection and the caches are replaced, not merged: DVC deletes the demo's first
     assert args[:4] == ["-S", "~encoders", "-S", "+encoders={passt:kaldi128,atst:mel64_atst,mn:kaldi128}"]
@@ -129,3 +132,27 @@ def test_preview_marks_what_a_change_reruns():
     staged = {s.name: s for s in mark_runs(expand(spec, clotho), clotho, lock)}
     assert staged["download@clotho"].why == ["not in dvc.lock"] and not staged["demo"].runs
     assert all(s.runs for n, s in staged.items() if n != "demo")
+
+
+def test_paper_preset_trains_as_the_authors_code():
+    """The authors' training (OptimusPrimus/salsa at 983b450, ``ex_dcase24.py``): 2e-5 for every encoder and head
+    (Tymofieiev 2025's ATST rate 4e-6 is the documented alternative), clips cropped at random to 30 s
+    (``set_fixed_length(30)``), and MobileNet on all three 10 s snippets of the 30 s zero-padded clip."""
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = training_params(presets.apply(PRESET, base))
+    rates = {params.audio_encoder(n).lr for n in params.encoders} | {params.text.lr, params.stage1.lr, params.stage2.lr}
+    assert rates == {2e-5}
+    assert params.stage1.max_seconds == params.stage2.max_seconds == 30.0
+    # a 30 s clip is never cropped, a longer one is cut to the frames of a 30 s clip
+    for name in params.encoders:
+        fe = params.frontend(params.audio_encoder(name).frontend)
+        frames = crop_frames(fe, params.stage1.max_seconds)
+        assert frames == fe.num_frames(30 * fe.sample_rate)
+        thirty, longer = np.zeros((2, frames), np.float32), np.ones((2, frames + 700), np.float32)
+        _, lengths = collate_mels([thirty, longer], frames, np.random.default_rng(0))
+        assert lengths.tolist() == [frames, frames]
+    mn = params.audio_encoder("mn")
+    assert mn.arch == "mn40_as_ext"
+    pad, snippet = mn.kwargs["train_pad_seconds"], mn.kwargs.get("snippet_seconds", 10.0)
+    assert pad / snippet == 3 and pad == params.stage1.max_seconds
+    assert inspect.signature(build_mn40_as_ext).parameters["train_pad_seconds"].default == pad  # the builder agrees

@@ -13,7 +13,9 @@ from salsa2.training.distributed import DistContext
 from salsa2.training.loader import Prefetcher, epoch_batches, to_device
 from salsa2.training.losses import LOSSES
 from salsa2.training.loop import fit
-from helpers.tiny import tiny_data, tiny_model
+from helpers.tiny import FRONTEND, tiny_data, tiny_model
+
+FRONTEND_SECOND = FRONTEND.num_frames(FRONTEND.sample_rate)  # frames of a 1 s clip as the cache holds it
 
 
 def _sequence(depth: int) -> list:
@@ -96,3 +98,48 @@ def test_batch_count_and_smallest_batch_match_the_epoch(n_clips, batch_size):
         check_batch_sizes(n_items, batch_size, DistContext(0, min(sizes)))
         with pytest.raises(ValueError, match=f"batch of {min(sizes)} items"):
             check_batch_sizes(n_items, batch_size, DistContext(0, min(sizes) + 1))
+
+
+def _crop_windows(seed: int, epochs: int = 4) -> tuple[int, list[dict[str, tuple[int, int]]]]:
+    """The training run's crop length and, per epoch, each clip's (frames, start in the clip) as its batches hold
+    it: clips of 0.6 s, exactly 1 s, 1.8 s and 2.6 s under ``max_seconds: 1.0``."""
+    from salsa2.features.logmel_cache import MemoryCache
+    from salsa2.features.splits import RetrievalData
+    from salsa2.training.loop import start_run
+
+    g = np.random.default_rng(5)
+    sizes = {"short": 60, "exact": FRONTEND_SECOND, "long": 180, "longer": 260}
+    mels = {a: g.normal(size=(FRONTEND.n_mels, t)).astype(np.float16) for a, t in sizes.items()}
+    ids = list(mels)
+    data = RetrievalData(ids, [f"{a}#0" for a in ids], ids, np.arange(len(ids)), MemoryCache(mels))
+    cfg = TrainParams(epochs=epochs, batch_size=2, device="cpu", resume=False, max_seconds=1.0, prefetch=0)
+    run = start_run(tiny_model(), LOSSES.build("nt_xent"), data, cfg, audio_lr=1e-3, text_lr=0.0, seed=seed,
+                    dist=DistContext())
+    views = []
+    for _ in range(epochs):
+        seen = {}
+        for loaded in run.batches():
+            for row, i in enumerate(loaded.batch.audio):
+                n, clip = int(loaded.lengths[row]), mels[ids[i]].astype(np.float32)
+                window = loaded.mel[row, :, :n].numpy()
+                starts = [s for s in range(clip.shape[1] - n + 1) if np.array_equal(clip[:, s : s + n], window)]
+                assert len(starts) == 1, ids[i]  # a contiguous window of the clip
+                seen[ids[i]] = (n, starts[0])
+        views.append(seen)
+    return run.max_frames, views
+
+
+def test_training_crop_keeps_clips_of_max_seconds_whole_and_draws_seeded_windows_of_longer_ones():
+    """``max_seconds`` (the paper preset: 30 s, the authors' random crop): a clip of exactly that length keeps every
+    frame (tail frames included), a longer one gets a window of as many frames at a seeded random offset, drawn
+    afresh every epoch; the same seed draws the same windows (resume restores the generator:
+    training/test_resume.py trains with crops)."""
+    frames, views = _crop_windows(seed=0)
+    assert frames == FRONTEND_SECOND
+    for epoch in views:
+        assert epoch["short"] == (60, 0) and epoch["exact"] == (FRONTEND_SECOND, 0)
+        assert epoch["long"][0] == epoch["longer"][0] == FRONTEND_SECOND
+    starts = {(e["long"][1], e["longer"][1]) for e in views}
+    assert len(starts) > 1  # a new window each epoch
+    assert _crop_windows(seed=0)[1] == views
+    assert _crop_windows(seed=1)[1] != views

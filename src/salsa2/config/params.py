@@ -194,7 +194,11 @@ class TrainParams:
     and the loss's learnable parameters ``loss_lr``; all follow the same schedule shape (scaled by
     ``lr_min / lr`` at the end). ``layout``: ``clips`` = each batch holds ``batch_size`` clips with all their
     captions (an epoch visits every clip once); ``pairs`` = each batch holds ``batch_size`` caption-clip pairs
-    (an epoch visits every caption once; as in Primus et al. 2024).
+    (an epoch visits every caption once; as in Primus et al. 2024). ``max_seconds`` > 0: a training batch crops
+    each clip longer than that to a window of the frames a ``max_seconds`` clip has, at a uniform random offset
+    drawn from the run's generator (seeded by ``seed``, drawn afresh at every visit, saved with the resume state;
+    ``salsa2.features.splits.crop_frames``); the paper preset's 30 s is the authors' ``set_fixed_length(30)``.
+    0: whole clips. Validation and evaluation always embed whole clips.
 
     Scale (``salsa2.training.amp``, ``salsa2.training.distributed``, ``salsa2.training.resume``,
     ``salsa2.distill.targets``): ``precision``
@@ -235,6 +239,8 @@ class TrainParams:
     validate_every: int = 1        # validate every k epochs (and always the last); the best validated is kept
 
     def __post_init__(self) -> None:
+        if self.max_seconds < 0:
+            raise ConfigError(f"max_seconds must be >= 0 (a training crop; 0: whole clips), got {self.max_seconds}")
         if self.accumulate < 1:
             raise ConfigError(f"accumulate must be >= 1 (optimizer step every k batches), got {self.accumulate}")
         if self.validate_every < 1:

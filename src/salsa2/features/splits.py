@@ -92,6 +92,16 @@ def load_split(
     )
 
 
+def crop_frames(frontend: FrontendConfig, max_seconds: float) -> int:
+    """The training crop (``stage.max_seconds``) in frames: those of a ``max_seconds`` clip as ``frontend`` stores it,
+    tail frames included (0: no crop). A clip of exactly ``max_seconds`` is never cropped; a longer one gets a
+    window of the same frames, as the authors crop the waveform to 30 s (OptimusPrimus/salsa
+    ``FixedLengthAudio``: a uniform random offset)."""
+    if max_seconds < 0:
+        raise ValueError(f"max_seconds must be >= 0 (0: whole clips), got {max_seconds}")
+    return frontend.num_frames(round(max_seconds * frontend.sample_rate)) if max_seconds else 0
+
+
 def collate_mels(mels: list[np.ndarray], max_frames: int = 0, rng: np.random.Generator | None = None,
                  pad_multiple: int = PAD_MULTIPLE):
     """Pad (n_mels, T_i) arrays into (B, n_mels, T) float32 and (B,) lengths; T a multiple of ``pad_multiple``

@@ -29,7 +29,7 @@ from salsa2.training.augment import (
     mixco_loss,
 )
 from salsa2.config.params import TrainParams
-from salsa2.features.splits import Batch, RetrievalData, num_batches, pad_multiple_of
+from salsa2.features.splits import Batch, RetrievalData, crop_frames, num_batches, pad_multiple_of
 from salsa2.training.distributed import (DistContext, check_batch_sizes, current, gather_rows, no_sync, prepare_model,
                                          shard, shard_counts, wrap)
 from salsa2.evaluation.embed import model_scores
@@ -396,7 +396,7 @@ def start_run(
     return TrainingRun(
         model, loss_fn, cfg, RunInputs(ctx, amp, train, text_features, augment, aug_gen, views, aug_rng, teacher),
         rng, optimizer, runner, state, batch_size, steps=num_batches(train, batch_size, cfg.layout),
-        max_frames=int(cfg.max_seconds * model.frontend.frames_per_second) if cfg.max_seconds else 0,
+        max_frames=crop_frames(model.frontend, cfg.max_seconds),
         pad_to=pad_multiple_of(model.audio_encoder), checkpointer=checkpointer)
 
 

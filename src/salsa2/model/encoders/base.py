@@ -80,13 +80,25 @@ class SnippetEncoder(AudioEncoder):
     output is the average of per-snippet means (PaSST, MobileNet: one embedding per snippet in the
     reference); ``token`` keeps the backbone's weights, i.e. the mean over all valid tokens of the clip
     (ATST in the reference: one mask over all snippets' frame tokens).
+
+    ``train_pad_frames`` > 0: in training mode every clip is completed with silence to at least this many
+    frames and each of those snippets runs through the backbone, silent ones included; the silent snippets'
+    outputs get pooling weight 0 (their tokens are zero), so they change only what depends on the whole
+    backbone batch: BatchNorm's batch statistics, its running statistics and through them the gradients. This
+    is the authors' MobileNet in training (OptimusPrimus/salsa: every clip zero-padded to 30 s,
+    ``set_fixed_length(30)``, all three 10 s snippets through ``WindowedPrediction``, silent snippets masked
+    out of the pooling in ``forward_audio``). In evaluation mode running statistics are used, a silent
+    snippet changes no other output, and only the snippets with audio run. 0: only those, in training too.
     """
 
     def __init__(self, backbone: AudioEncoder, snippet_frames: int, min_snippet_frames: int = 1,
-                 pool: str = "snippet") -> None:
+                 pool: str = "snippet", train_pad_frames: int = 0) -> None:
         super().__init__()
         if pool not in ("snippet", "token"):
             raise ValueError(f"pool must be 'snippet' or 'token', got {pool!r}")
+        if train_pad_frames < 0 or (train_pad_frames and backbone.padding_is_masked):
+            raise ValueError(f"train_pad_frames must be 0, or > 0 for a backbone that sees whole snippets "
+                             f"(padding_is_masked false), got {train_pad_frames}")
         self.backbone = backbone
         self.frontend = backbone.frontend
         self.out_dim = backbone.out_dim
@@ -94,10 +106,12 @@ class SnippetEncoder(AudioEncoder):
         self.min_snippet_frames = min_snippet_frames
         self.pad_multiple = getattr(backbone, "pad_multiple", None)  # snippets are padded here; only tokens count
         self.pool = pool
+        self.train_pad_frames = train_pad_frames
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, m, t = mel.shape
-        n = max(1, math.ceil(t / self.snippet_frames))
+        silent = math.ceil(self.train_pad_frames / self.snippet_frames) if self.training else 0  # run regardless
+        n = max(1, math.ceil(t / self.snippet_frames), silent)
         pad = n * self.snippet_frames - t
         if pad:
             mel = nn.functional.pad(mel, (0, pad))
@@ -116,14 +130,19 @@ class SnippetEncoder(AudioEncoder):
         snip_len = torch.where(keep, snip_len.clamp_min(1), torch.zeros_like(snip_len))
         flat_len = snip_len.reshape(-1)
         used = flat_len > 0
-        tokens, weights = self._backbone(snippets[used], flat_len[used])
+        run = used | (torch.arange(n, device=used.device) < silent).repeat(b)
+        tokens, weights = self._backbone(snippets[run], flat_len[run].clamp_min(1))
         s, d = tokens.shape[1], tokens.shape[2]
-        all_tokens = tokens.new_zeros(b * n, s, d)
-        all_weights = weights.new_zeros(b * n, s)
-        all_tokens[used] = tokens
         if self.pool == "snippet":
             weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
-        all_weights[used] = weights
+        if silent:  # silent snippets ran for the batch statistics only: never pooled
+            pooled = used[run]
+            tokens = torch.where(pooled[:, None, None], tokens, torch.zeros_like(tokens))
+            weights = torch.where(pooled[:, None], weights, torch.zeros_like(weights))
+        all_tokens = tokens.new_zeros(b * n, s, d)
+        all_weights = weights.new_zeros(b * n, s)
+        all_tokens[run] = tokens
+        all_weights[run] = weights
         return all_tokens.reshape(b, n * s, d), all_weights.reshape(b, n * s)
 
     def _backbone(self, snippets: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

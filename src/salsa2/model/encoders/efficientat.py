@@ -12,7 +12,10 @@ pool. Padding frames are set to the spectrogram of silence (squeeze-excitation a
 The authors (OptimusPrimus/salsa ``models/audio/base.py``, ``WindowedPrediction``) run MobileNet like the
 transformers: the waveform zero-padded to whole 10 s snippets, each snippet's global average pool (silence
 included), the snippets' embeddings averaged. ``build_mn40_as_ext`` does the same (``SnippetEncoder``,
-``pool: snippet``); ``pool_silence: false`` pools only the tokens a valid frame reaches instead.
+``pool: snippet``); ``pool_silence: false`` pools only the tokens a valid frame reaches instead. In training
+the authors' clips are zero-padded to 30 s, so all three snippets run through the network and the silent ones
+enter BatchNorm's batch statistics (``train_pad_seconds: 30``); ``train_pad_seconds: 0`` runs only the
+snippets that hold audio.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from salsa2.audio.frontends import FrontendConfig
 # Defaults shared by MobileNetV3 and the mn40_as_ext builder (the authors' wrapper).
 CLASSIFIER = False  # the AudioSet head is unused for retrieval
 POOL_SILENCE = True  # each snippet's global average pool covers its silent padding
+TRAIN_PAD_SECONDS = 30.0  # training: clips completed to 30 s, every snippet through BatchNorm (the authors)
 
 # MobileNetV3-Large (Howard et al. 2019, Table 1) at width 1: in, kernel, expanded, out, SE, hard-swish, stride.
 MOBILENET_V3_LARGE = (
@@ -186,15 +190,21 @@ class MobileNetV3(AudioEncoder):
 
 @AUDIO_ENCODERS.register("mn40_as_ext")
 def build_mn40_as_ext(frontend: FrontendConfig, weights: str = "pretrained", classifier: bool = CLASSIFIER,
-                      snippet_seconds: float = 10.0, pool_silence: bool = POOL_SILENCE) -> AudioEncoder:
+                      snippet_seconds: float = 10.0, pool_silence: bool = POOL_SILENCE,
+                      train_pad_seconds: float = TRAIN_PAD_SECONDS) -> AudioEncoder:
     """MobileNetV3 width 4.0 with the ``mn40_as_ext`` AudioSet weights (``weights``: pretrained | none | file)
     on ``snippet_seconds`` snippets completed with silence, snippet embeddings averaged (the authors' wrapper);
-    ``pool_silence``: each snippet's mean covers its silent padding too (the checkpoint's global pool)."""
+    ``pool_silence``: each snippet's mean covers its silent padding too (the checkpoint's global pool);
+    ``train_pad_seconds``: in training every clip is completed with silence to this length and all its snippets
+    run, the silent ones unpooled (BatchNorm statistics as the authors' 30 s clips; 0: only snippets with audio)."""
     if snippet_seconds <= 0:
         raise ValueError(f"mn40_as_ext: snippet_seconds must be > 0, got {snippet_seconds}")
+    if train_pad_seconds < 0:
+        raise ValueError(f"mn40_as_ext: train_pad_seconds must be >= 0 (0: off), got {train_pad_seconds}")
     model = MobileNetV3(frontend, width=4.0, classifier=classifier, pool_silence=pool_silence)
     path = pretrained.resolve(weights, "mn40_as_ext")
     if path is not None:
         model.load_checkpoint(path)
     frames = int(round(snippet_seconds * frontend.frames_per_second))
-    return SnippetEncoder(model, frames, min_snippet_frames=model.stride, pool="snippet")
+    return SnippetEncoder(model, frames, min_snippet_frames=model.stride, pool="snippet",
+                          train_pad_frames=int(round(train_pad_seconds * frontend.frames_per_second)))
