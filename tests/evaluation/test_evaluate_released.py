@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers.released_use import CLIPS, DATASET, trained_checkpoint
+from helpers.released_use import DATASET, trained_checkpoint
 from salsa2.evaluation.evaluate import evaluate_models, released_models
-from salsa2.evaluation.metrics import bidirectional_metrics, embedding_scores
+from salsa2.evaluation.metrics import bidirectional_metrics
 from salsa2.features.caches import NoFeatureCache, feature_caches
 from salsa2.features.splits import load_split
 from salsa2.model.locate import CheckpointNotFound
@@ -37,23 +37,20 @@ def project(imported_release, tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def _expected(folder: Path, library, split: str = "test") -> dict:
-    """The metrics of the model at ``folder`` computed from the audio files and raw captions through the search API
-    (its own frontend on the decoded files, its own caption normalisation): a path independent of the caches."""
-    from salsa2.api import embed_audio, embed_text, load_model
+def _expected(folder: Path, library, cache: str, normalize: str, split: str = "test") -> dict:
+    """The metrics of the model at ``folder`` computed directly: the named cache, the named caption normalisation."""
+    from salsa2.evaluation.embed import model_scores
+    from salsa2.model.checkpoint import load_checkpoint
 
-    model = load_model(folder)
-    data = load_split(library.data, split)  # raw captions, the tables' order
-    files = {f"{DATASET}/{Path(name).stem}": library.root / name for name, *_ in CLIPS}
-    audio = embed_audio(model, [files[a] for a in data.audio_ids])
-    text = embed_text(model, data.texts)
-    return bidirectional_metrics(embedding_scores(audio, text), data.audio_ids, data.caption_audio_ids)
+    model, _ = load_checkpoint(folder)
+    data = load_split(library.data, split, library.features / cache, model.frontend, normalize)
+    return bidirectional_metrics(model_scores(model, data, None), data.audio_ids, data.caption_audio_ids)
 
 
 @pytest.fixture(scope="module")
 def expected(imported_release, trained, sound_library) -> dict:
-    return {"released": _expected(imported_release["folder"], sound_library),
-            "trained": _expected(trained, sound_library)}
+    return {"released": _expected(imported_release["folder"], sound_library, "kaldi128", "authors"),
+            "trained": _expected(trained, sound_library, "mel64", "spaces")}
 
 
 def test_a_missing_frontend_cache_is_one_line_naming_the_model(imported_release, sound_library):
