@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers.released_use import DATASET, trained_checkpoint
+from helpers.released_use import DATASET, released_stand_in, trained_checkpoint
 from salsa2.evaluation.evaluate import evaluate_models, released_models
 from salsa2.evaluation.metrics import bidirectional_metrics
 from salsa2.features.caches import NoFeatureCache, feature_caches
@@ -53,14 +53,17 @@ def expected(imported_release, trained, sound_library) -> dict:
             "trained": _expected(trained, sound_library, "mel64", "spaces")}
 
 
-def test_a_missing_frontend_cache_is_one_line_naming_the_model(imported_release, sound_library):
+def test_a_missing_frontend_cache_is_one_line_naming_the_model(sound_library, tmp_path):
     with pytest.raises(NoFeatureCache, match="released-salsa") as err:
-        evaluate_models({"released-salsa": imported_release["folder"]}, sound_library.data,
+        evaluate_models({"released-salsa": released_stand_in(tmp_path / "salsa")}, sound_library.data,
                         feature_caches(sound_library.features / "mel64"))
     assert "kaldi128" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_stage_names_released_models_and_refuses_one_not_imported(project):
+def test_stage_names_released_models_and_refuses_one_not_imported(tmp_path, monkeypatch):
+    (tmp_path / "models/released").mkdir(parents=True)
+    released_stand_in(tmp_path / "models/released/salsa")
+    monkeypatch.chdir(tmp_path)
     assert released_models("models/released", {"salsa": {"parts": ["u"]}}) == {
         "released-salsa": Path("models/released/salsa")}
     with pytest.raises(CheckpointNotFound, match=r"dvc repro release@other"):

@@ -76,20 +76,34 @@ def build_library(root: Path) -> Library:
     return Library(audio, data, root / "features", root / "judgements.csv", root / "text_features.npz")
 
 
-def trained_checkpoint(out: Path, arch: str = "small_mobilenet1d", seed: int = 0) -> Path:
+def trained_checkpoint(out: Path, arch: str = "small_mobilenet1d", seed: int = 0, frontend=None,
+                       trained_on: dict | None = None) -> Path:
     """A randomly initialised salsa2 checkpoint as stage 1 writes one (demo frontend, frozen MiniLM, D = 1024 as the
-    release's): what a released model is evaluated and ensembled beside."""
+    release's): what a released model is evaluated and ensembled beside. ``frontend`` / ``trained_on``: another
+    frontend and provenance record, for a small stand-in of a released model where its weights do not matter."""
     import torch
 
     from salsa2.model.checkpoint import save_checkpoint
     from salsa2.model.dual_encoder import DualEncoder, ModelConfig
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(audio_arch=arch, frontend=mel64(), text_model="minilm", embed_dim=1024,
+    cfg = ModelConfig(audio_arch=arch, frontend=frontend or mel64(), text_model="minilm", embed_dim=1024,
                       audio_kwargs={"width": 0.25, "out_dim": 32, "kernel": 3},
                       text_kwargs={"max_length": 32, "trainable_layers": 0})
     model = DualEncoder(cfg).eval()
-    trained_on = {"split": "train", "datasets": {DATASET: {"clips": 4, "captions": 8, "synthetic": False}},
-                  "clips": 4, "captions": 8, "data_hash": "0" * 16, "synthetic_only": False}
+    trained_on = trained_on or {
+        "split": "train", "datasets": {DATASET: {"clips": 4, "captions": 8, "synthetic": False}}, "clips": 4,
+        "captions": 8, "data_hash": "0" * 16, "synthetic_only": False}
     save_checkpoint(out, model, {"text_normalize": "spaces", "trained_on": trained_on, "best_epoch": 1})
     return out
+
+
+def released_stand_in(out: Path) -> Path:
+    """A small checkpoint that reads ``kaldi128`` and records provenance as the release import does (source, file,
+    sha256, train_on): a released model for the tests where its weights do not matter."""
+    from salsa2.audio.frontends import FrontendConfig
+    from salsa2.model.release_import import KALDI128
+
+    record = {"source": "https://github.com/OptimusPrimus/salsa", "file": "passt_roberta.ckpt", "sha256": "ab" * 32,
+              "train_on": "clothov2", "synthetic_only": False, "note": "released by the authors"}
+    return trained_checkpoint(out, frontend=FrontendConfig(**KALDI128), trained_on=record)

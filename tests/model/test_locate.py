@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from helpers.released_use import trained_checkpoint
+from helpers.released_use import released_stand_in, trained_checkpoint
 from salsa2.model.locate import CheckpointNotFound, checkpoint_frontend, find_checkpoint, released_path
 from salsa2.model.provenance import PUBLISHED, provenance_lines, released_provenance
 from salsa2.model.release_import import KALDI128
@@ -20,17 +20,23 @@ from salsa2.utils.digest import file_digest
 pytest.importorskip("transformers")
 
 
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory) -> Path:
+    return released_stand_in(tmp_path_factory.mktemp("stand_in") / "salsa")
+
+
 @pytest.fixture()
-def project(imported_release, tmp_path, monkeypatch) -> Path:
+def project(stand_in, tmp_path, monkeypatch) -> Path:
+    """A working directory whose models/released/salsa is a released model (as stage release@salsa leaves it)."""
     (tmp_path / "models/released").mkdir(parents=True)
-    os.symlink(imported_release["folder"], tmp_path / "models/released/salsa")
+    os.symlink(stand_in, tmp_path / "models/released/salsa")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-def test_find_checkpoint_by_folder_by_name_and_by_released_name(project, imported_release):
+def test_find_checkpoint_by_folder_by_name_and_by_released_name(project, stand_in):
     folder = Path("models/released/salsa")
-    assert find_checkpoint(imported_release["folder"]) == imported_release["folder"]
+    assert find_checkpoint(stand_in) == stand_in
     assert find_checkpoint("salsa") == folder
     assert find_checkpoint("released-salsa") == folder
     assert released_path("released-salsa") == folder
@@ -47,6 +53,7 @@ def test_a_name_not_imported_is_one_line_with_the_command_that_imports_it(projec
         find_checkpoint(project / "empty")
 
 
+@pytest.mark.slow
 def test_provenance_of_a_released_model_has_source_file_sha256_and_published_figures(imported_release):
     info = json.loads((imported_release["folder"] / "config.json").read_text())
     record = released_provenance(info)
@@ -65,7 +72,7 @@ def test_provenance_of_a_trained_model(tmp_path):
     assert provenance_lines(info, "cnn")[0].startswith("cnn: trained by salsa2 on lib (4 clips)")
 
 
-def test_cli_info_by_name_shows_the_provenance(project, imported_release):
+def test_cli_info_by_name_shows_the_provenance(project, stand_in):
     from salsa2.cli.main import app
 
     runner = CliRunner()
