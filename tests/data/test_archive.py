@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import tarfile
 import zipfile
 
 import py7zr
 import pytest
+from helpers.file_server import write_clip
 
-from salsa2.data.archive import ArchiveError, UnsafeArchiveError, check_member, extract, extract_to, list_members
+from salsa2.data.archive import (ArchiveError, UnsafeArchiveError, check_member, extract, extract_to, join_split_zip,
+                                 list_members)
 
 
 def make_zip(path, members: dict[str, bytes]):
@@ -176,3 +180,72 @@ def test_chained_symlink_escape_is_reported_as_such(tmp_path):
     with pytest.raises(UnsafeArchiveError, match=r"member 'a/evil.wav' refused \(chained symlink: its folder"):
         extract(via_dir, tmp_path / "out", progress=False)
     assert not (tmp_path / "evil.wav").exists()
+
+
+needs_zip = pytest.mark.skipif(shutil.which("zip") is None, reason="Info-ZIP zip makes and joins split zips")
+
+
+def _split_zip(folder, source: str = "FreeSound", n: int = 4):
+    """``<source>.z01 ... <source>.zip`` made by Info-ZIP ``zip -s 64k`` from ``n`` one-second FLAC clips."""
+    work = folder / "work"
+    for i in range(n):
+        write_clip(work / f"{source}_flac" / f"{i}.flac", seconds=1.0, sr=16000, seed=i, fmt="FLAC")
+    out = folder / "Zip_files" / source
+    out.mkdir(parents=True)
+    subprocess.run(["zip", "-q", "-s", "64k", "-r", str(out / f"{source}.zip"), f"{source}_flac"], cwd=work,
+                   check=True)
+    assert (out / f"{source}.z01").exists()  # really split
+    return out / f"{source}.zip"
+
+
+def _flacs(path) -> list[str]:
+    with zipfile.ZipFile(path) as zf:
+        return sorted(n for n in zf.namelist() if n.endswith(".flac"))
+
+
+@needs_zip
+def test_split_zip_join(tmp_path):
+    first = _split_zip(tmp_path)
+    merged = join_split_zip(first, tmp_path / "merged.zip")
+    assert _flacs(merged) == [f"FreeSound_flac/{i}.flac" for i in range(4)]
+    with zipfile.ZipFile(merged) as zf:
+        assert zf.testzip() is None
+
+
+@needs_zip
+def test_split_zip_join_falls_back_to_repair_mode(tmp_path):
+    """A central directory `zip -s 0` refuses is rebuilt by zip's repair mode (-FF), as the references join."""
+    first = _split_zip(tmp_path)
+    data = bytearray(first.read_bytes())
+    at = data.find(b"PK\x01\x02")  # the first central-directory header sits in the last part
+    data[at + 3] = 0x09
+    first.write_bytes(bytes(data))
+    assert subprocess.run(["zip", "-s", "0", str(first), "--out", str(tmp_path / "probe.zip")],
+                          capture_output=True, input=b"q\n" * 20).returncode != 0
+    merged = join_split_zip(first, tmp_path / "merged.zip")
+    assert _flacs(merged) == [f"FreeSound_flac/{i}.flac" for i in range(4)]
+    with zipfile.ZipFile(merged) as zf:
+        assert zf.testzip() is None
+
+
+@needs_zip
+def test_split_zip_with_a_missing_part_fails_in_one_line(tmp_path):
+    first = _split_zip(tmp_path)
+    (first.parent / "FreeSound.z01").unlink()
+    with pytest.raises(ArchiveError) as err:
+        join_split_zip(first, tmp_path / "merged.zip")
+    message = str(err.value)
+    assert str(first) in message and "-FF" in message and "audio_dir" in message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Zip_files", "work"]  # nothing half-written
+
+
+def test_split_zip_entry_count_from_a_zip64_end_record(tmp_path):
+    """WavCaps' FreeSound archive holds over 65535 entries: its count sits in the ZIP64 end record, which the
+    check of zip's repair mode reads."""
+    from salsa2.data.archive import _listed_entries
+
+    with zipfile.ZipFile(tmp_path / "big.zip", "w") as zf:
+        for i in range(65536):
+            zf.writestr(f"FreeSound_flac/{i}.flac", b"")
+    assert _listed_entries(tmp_path / "big.zip") == 65536
+    assert _listed_entries(make_zip(tmp_path / "small.zip", {"a.flac": b"x", "b.flac": b"y"})) == 2

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from salsa2.data.prepare import prepare
-from salsa2.data.raw_shards import MARKER, pack, unpack
+from salsa2.data.raw_shards import MARKER, downloads_of, hand_over, pack, scratch_for, unpack, unpack_referenced
 
 
 def _library(root: Path, n: int = 5) -> Path:
@@ -73,3 +73,37 @@ def test_prepare_reads_a_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     audio = pd.read_parquet("data/prepared/audio.parquet")
     assert len(audio) == 5 and all(Path(p).is_file() for p in audio["path"])
     assert all(str(p).startswith("data/unpacked/lib/") for p in audio["path"])
+
+
+def test_features_unpack_only_the_downloads_the_tables_point_into(tmp_path: Path) -> None:
+    pack(_library(tmp_path / "a"), tmp_path / "raw" / "a", shard_bytes=20_000)
+    pack(_library(tmp_path / "b"), tmp_path / "raw" / "b", shard_bytes=20_000)
+    paths = [str(tmp_path / "unpacked/a/audio/c0.wav"), "elsewhere/x.wav", str(tmp_path / "unpacked/a/audio/c1.wav")]
+    assert downloads_of(paths, tmp_path / "unpacked") == ["a"]
+    assert unpack_referenced(paths, tmp_path / "raw", tmp_path / "unpacked") == {"a": tmp_path / "unpacked" / "a"}
+    assert sorted(p.name for p in (tmp_path / "unpacked").iterdir()) == ["a"]
+
+
+def test_scratch_folder_is_per_params(tmp_path: Path) -> None:
+    entry = {"dataset": "wavcaps", "args": {"base_url": "http://one"}}
+    first = scratch_for(entry, tmp_path / "scratch")
+    first.mkdir(parents=True)
+    (first / "f.zip.part").write_bytes(b"partial")
+    assert scratch_for(dict(entry), tmp_path / "scratch") == first  # the same params resume there
+    other = scratch_for({"dataset": "wavcaps", "args": {"base_url": "http://two"}}, tmp_path / "scratch")
+    assert other != first and not first.exists()  # other params: a new folder, the old one removed
+
+
+def test_hand_over_replaces_the_unpacked_copy(tmp_path: Path) -> None:
+    work = _library(tmp_path / "scratch" / "key")
+    pack(work, tmp_path / "raw" / "lib", shard_bytes=20_000)
+    old = tmp_path / "unpacked" / "lib"
+    old.mkdir(parents=True)
+    (old / "stale.wav").write_bytes(b"old")
+    hand_over(work, old)
+    assert not (old / "stale.wav").exists() and (old / "captions.csv").is_file()
+    assert not (tmp_path / "scratch").exists()
+    probe = old / "captions.csv"
+    os.utime(probe, (1, 1))
+    unpack(tmp_path / "raw" / "lib", old)
+    assert probe.stat().st_mtime == 1  # the handed-over copy is the unpacked copy of these shards

@@ -30,7 +30,7 @@ def make_project(root: Path, params: dict, files: dict[str, str] | None = None) 
     params.yaml and ``files`` (relative path -> text) beside it, committed in a new git + DVC repository at
     ``root``."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "pyproject.toml"):
+    for name in ("dvc.yaml", "pyproject.toml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
     for name in ("stages", "src"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

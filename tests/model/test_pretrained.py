@@ -4,6 +4,7 @@ saved models that reload without them."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 import torch
@@ -163,3 +164,76 @@ def test_weights_url_answering_with_a_web_page_is_refused(served_weights, monkey
     with pytest.raises(pretrained.WeightsUnavailable, match="web page") as err:
         pretrained.fetch_weights("mn40_as_ext")
     assert f"copy it to {target}" in str(err.value) and not target.exists()
+
+
+class _Payload:
+    """Unpickles as a call of ``os.system`` (what a malicious checkpoint holds)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+def _lightning_file(path, extra: dict | None = None):
+    """A PyTorch Lightning 1.x-style checkpoint, as ATST's ``atst_as2M.ckpt`` is one: its hyper-parameters an
+    ``AttributeDict`` of a module that is not installed here, holding an ``argparse.Namespace``, a path and a numpy
+    scalar; callback and scheduler states beside the weights. Returns the state dict saved."""
+    import argparse
+    import contextlib
+    import pathlib
+    import sys
+    import types
+    from collections import OrderedDict
+
+    import numpy as np
+
+    name = "pytorch_lightning.utilities.parsing"
+
+    class AttributeDict(dict):
+        pass
+
+    AttributeDict.__module__, AttributeDict.__qualname__ = name, "AttributeDict"
+    mods = {n: types.ModuleType(n) for n in ("pytorch_lightning", "pytorch_lightning.utilities", name)}
+    mods[name].AttributeDict = AttributeDict
+    state = OrderedDict((f"encoder.blocks.{i}.attn.qkv.weight", torch.randn(6, 2)) for i in range(3))
+    state["encoder.norm.num_batches_tracked"] = torch.tensor(7)
+    hyper = AttributeDict(arch="frame", lr=np.float64(5e-4), args=argparse.Namespace(nproc=8, data=pathlib.Path("/x")))
+    ckpt = {**(extra or {}), "epoch": 3, "global_step": 10, "pytorch-lightning_version": "1.9.5", "state_dict": state,
+            "callbacks": {"ModelCheckpoint": {"best_model_score": np.float32(0.4), "dirpath": "/ckpt"}},
+            "lr_schedulers": [{"last_epoch": 3, "_step_count": 4}], "hyper_parameters": hyper}
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: [sys.modules.pop(n, None) for n in mods])
+        sys.modules.update(mods)
+        torch.save(ckpt, path)
+    with pytest.raises(pickle.UnpicklingError):  # torch.load's own safe mode refuses the file
+        torch.load(path, weights_only=True)
+    return state
+
+
+def test_a_lightning_checkpoint_loads_its_weights_without_its_classes(tmp_path):
+    path = tmp_path / "atst_as2M.ckpt"
+    state = _lightning_file(path)
+    loaded = pretrained.load_state_dict(path)
+    assert list(loaded) == list(state)
+    assert all(torch.equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in state.items())
+
+
+def test_a_lightning_checkpoint_that_would_run_a_command_loads_its_weights_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "atst_as2M.ckpt"
+    state = _lightning_file(path, {"loops": {"fit_loop": _Payload(f"touch {marker}")}})
+    loaded = pretrained.load_state_dict(path)
+    assert not marker.exists()
+    assert list(loaded) == list(state)
+
+
+def test_a_state_dict_entry_that_is_no_tensor_is_refused(tmp_path):
+    path = tmp_path / "odd.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2), "cmd": _Payload("true")}, "hyper_parameters": {}}, path)
+    with pytest.raises(pretrained.WeightsUnavailable, match=r"odd.ckpt: state_dict entry 'cmd' is a system, not a "
+                                                            "tensor"):
+        pretrained.load_state_dict(path)

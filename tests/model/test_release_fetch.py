@@ -2,7 +2,7 @@
 ``salsa2 release``, stage release@<name>).
 
 The served model is the released-format checkpoint of tests/helpers/released_model.py cut into three parts, as
-OptimusPrimus/salsa publishes ``passt_roberta.{1..4}.ckpt`` (scripts/download_checkpoint.sh there).
+OptimusPrimus/salsa publishes ``passt_roberta.{1..5}.ckpt`` (scripts/download_checkpoint.sh there).
 """
 
 from __future__ import annotations

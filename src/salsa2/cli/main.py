@@ -203,13 +203,18 @@ def release(
     sha256: list[str] = typer.Option([], help="The sha256 of each part, in order (repeat the option); without it "
                                               "the first download's digests are recorded and later copies checked."),
     text_model: str = typer.Option("roberta-large", help="The salsa2 text encoder the text weights go into."),
+    kind: str = typer.Option("salsa", help="The release: salsa (OptimusPrimus/salsa's PaSST + RoBERTa-large) or "
+                                           "dcase2025_baseline (CPJKU/dcase2025_task6_baseline)."),
 ) -> None:
-    """Fetch and import a released model (OptimusPrimus/salsa's PaSST + RoBERTa-large) as a checkpoint folder."""
+    """Fetch and import a released model (OptimusPrimus/salsa's PaSST + RoBERTa-large, the DCASE 2025 baseline)
+    as a checkpoint folder."""
     from salsa2.model.release_fetch import fetch_parts, import_parts
+    from salsa2.model.release_import import release_layout
 
+    release_layout(kind)  # an unknown kind is refused before anything is downloaded
     cache = parts if parts is not None else out.with_name(out.name + ".parts")
     paths = fetch_parts(sources, cache, sha256)
-    import_parts(paths, out, cache, text_model=text_model)
+    import_parts(paths, out, cache, kind=kind, text_model=text_model)
     typer.echo(f"imported {len(paths)} part(s) into {out}; search with: salsa2 index FOLDER --model {out}")
 
 

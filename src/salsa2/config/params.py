@@ -154,7 +154,8 @@ class ReleaseParams:
     ``release@<name>`` (salsa2.model.release_fetch). ``parts``: the URLs of its parts in the order they are
     joined; ``sha256``: one digest per part, or none (the first download's digests are recorded and later
     copies checked against them); ``kind``: the importer (``salsa``: OptimusPrimus/salsa's PaSST + RoBERTa-large,
-    salsa2.model.release_import); ``text_model``: the salsa2 text encoder its text weights go into."""
+    salsa2.model.release_import; ``dcase2025_baseline``: CPJKU/dcase2025_task6_baseline,
+    salsa2.model.release_dcase2025); ``text_model``: the salsa2 text encoder its text weights go into."""
 
     parts: list[str]
     kind: str = "salsa"
@@ -172,7 +173,7 @@ class ReleaseParams:
             raise ConfigError(f"kind {self.kind!r} is not known; known: {sorted(RELEASE_KINDS)}")
 
 
-RELEASE_KINDS = ("salsa",)
+RELEASE_KINDS = ("salsa", "dcase2025_baseline")  # importers: model.release_import.release_layouts
 
 
 def release_params(raw: dict, name: str) -> ReleaseParams:

@@ -4,7 +4,7 @@ Every member is checked before anything is written: an absolute path, a ``..`` c
 target leaves the destination (directly, or through other links of the archive) is refused with
 ``UnsafeArchiveError`` naming the archive and the member; so is an archive whose stated expanded size exceeds
 ``MAX_RATIO`` times its own size or the free disk space. The destination directory appears atomically
-(``fsutil.atomic_dir``): whole, or not at all.
+(``fsutil.atomic_dir``): whole, or not at all. ``join_split_zip`` turns a split zip into one (Info-ZIP).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import posixpath
 import re
 import shutil
 import stat
+import struct
+import subprocess
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -262,3 +264,82 @@ def extract_to(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def join_split_zip(first: str | Path, joined: str | Path) -> Path:
+    """Join a split zip (``x.z01`` ... ``x.zip``, Info-ZIP ``zip -s``) into the single zip ``joined``.
+
+    ``zip -s 0`` copies the entries as its central directory lists them; where it refuses the archive, zip's
+    repair mode ``zip -FF`` rebuilds the directory from the entries themselves, the way the references join
+    WavCaps (Labbeti/aac-datasets: ``zip -FF``; the WavCaps README: ``zip -F``). Every prompt of zip is
+    answered ``q`` (abort), so a missing part fails instead of waiting for a keyboard. Both failing raises
+    ``ArchiveError`` (one line: the archive, both of zip's reasons, the fix); ``joined`` appears whole or not at all.
+    """
+    first, joined = Path(first), Path(joined)
+    if shutil.which("zip") is None:
+        raise ArchiveError(f"{first} is a split zip; install Info-ZIP zip (apt-get install zip) to join it, or "
+                           "extract it yourself and set audio_dir")
+    parts = sorted(first.parent.glob(f"{first.stem}.z[0-9][0-9]*"))
+    need = sum(p.stat().st_size for p in [first, *parts])
+    free = shutil.disk_usage(_existing_parent(joined.parent)).free
+    if need > free:
+        raise ArchiveError(f"{first}: joining its {len(parts) + 1} parts needs {need} bytes, {free} are free under "
+                           f"{joined.parent}; free some space (docs/datasets.md lists the disk a dataset needs) and "
+                           "run again")
+    joined.parent.mkdir(parents=True, exist_ok=True)
+    tmp = joined.with_name(f".{joined.stem}.{os.getpid()}.tmp.zip")  # zip insists on a .zip suffix
+    expected = _listed_entries(first)  # the end record of the last part counts the entries of the whole archive
+    reasons = []
+    try:
+        for mode in (["-q", "-s", "0"], ["-FF"]):  # `-FF -q` writes an empty zip (Info-ZIP 3.0)
+            tmp.unlink(missing_ok=True)
+            proc = subprocess.run(["zip", *mode, str(first), "--out", str(tmp)], input=b"q\n" * 100,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            found = _zip_entries(tmp) if proc.returncode == 0 else None
+            if found is not None and (expected is None or found >= expected):
+                tmp.replace(joined)
+                return joined
+            reasons.append(f"`zip {' '.join(m for m in mode if m != '-q')}` {_zip_failure(proc, found, expected)}")
+    finally:
+        tmp.unlink(missing_ok=True)
+    raise ArchiveError(f"{first}: cannot join this split zip ({len(parts)} .zNN parts found): {reasons[0]}; "
+                       f"repair mode {reasons[1]}. A part is missing or damaged: delete {first.parent} and run again "
+                       "to download the parts anew, or extract the archive yourself and set audio_dir")
+
+
+def _zip_entries(path: Path) -> int | None:
+    """The number of entries of the zip ``path``; None when Python cannot read it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return len(zf.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return None
+
+
+def _listed_entries(last_part: Path) -> int | None:
+    """The entry count the end-of-central-directory record of ``last_part`` states (ZIP64 too); None if unreadable.
+
+    Zip's repair mode salvages what it can and exits 0 even when a part is missing, so its result is held to
+    this count."""
+    size = last_part.stat().st_size
+    with open(last_part, "rb") as f:
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = struct.unpack_from("<H", tail, at + 10)[0]
+    if count != 0xFFFF:
+        return count
+    at64 = tail.rfind(b"PK\x06\x06", 0, at)
+    return struct.unpack_from("<Q", tail, at64 + 32)[0] if at64 >= 0 and len(tail) >= at64 + 40 else None
+
+
+def _zip_failure(proc: subprocess.CompletedProcess, found: int | None, expected: int | None) -> str:
+    """Why a join failed, in a few words: zip's last ``zip error`` line (or last line) and exit status, or the
+    entries missing from what it wrote."""
+    if proc.returncode == 0:
+        return "wrote no readable zip" if found is None else f"kept {found} of the {expected} entries"
+    lines = [line.strip() for line in proc.stdout.decode("utf-8", "replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("zip error")]
+    return f"failed (exit {proc.returncode}: {(errors or lines or ['no output'])[-1]})"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from salsa2.model.released import OpaqueGlobal, inert_pickle
 from salsa2.utils.digest import file_digest
 from salsa2.utils.download import DownloadError, download
 from salsa2.utils.errors import UserError
@@ -154,22 +155,30 @@ def resolve(weights: str, name: str) -> Path | None:
 def load_state_dict(path: Path, hint: str = "") -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file (a plain state_dict, or a Lightning-style dict holding ``state_dict``).
 
+    A plain state dict loads with ``weights_only=True``; a Lightning checkpoint, whose hyper-parameters and callback
+    states may pickle any class, with :data:`salsa2.model.released.inert_pickle`: tensors as usual, every class or
+    function outside the allowlist an inert stand-in, so nothing named in the file is imported or run.
+
     A file that is no checkpoint (a web page, a truncated copy) raises ``WeightsUnavailable`` in one line naming
     the file and ``hint`` (the fix), not a bare UnpicklingError."""
     hint = hint or "give the checkpoint file itself (weights: pretrained | none | <file>)"
     try:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # Lightning checkpoints pickle hyper-parameters; the sha256 is checked
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except pickle.UnpicklingError:  # Lightning checkpoints pickle hyper-parameters of any class: read them
+            obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=inert_pickle)  # inertly
     except Exception as err:  # noqa: BLE001 - torch/pickle raise many types for a file that is no checkpoint
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
         raise WeightsUnavailable(
             f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {reason}); {hint}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or isinstance(obj, OpaqueGlobal):
         raise WeightsUnavailable(f"{path} does not hold a state_dict (got {type(obj).__name__}); {hint}")
+    bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        kind = type(obj[bad]).__name__
+        raise WeightsUnavailable(f"{path}: state_dict entry {bad!r} is a {kind}, not a tensor; {hint}")
     return obj
 
 

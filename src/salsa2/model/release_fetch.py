@@ -3,9 +3,10 @@
 OptimusPrimus/salsa publishes ``passt_roberta.ckpt`` as parts fetched with ``wget`` and joined with ``cat``
 (scripts/download_checkpoint.sh there). Here every part goes through :func:`salsa2.utils.download.download`
 (``.part`` + HTTP Range resume, a web page refused, sha256 checked when listed, else recorded on first download),
-the parts are joined in the listed order (:func:`salsa2.model.released.join_parts`), imported
-(:func:`salsa2.model.release_import.import_salsa_release`) and the joined file removed; the parts stay in
-``parts_dir`` as a cache, so a second run downloads nothing.
+the parts are joined in the listed order (:func:`salsa2.model.released.join_parts`), imported by the importer of
+the release's kind (``salsa``: salsa2.model.release_import, ``dcase2025_baseline``:
+salsa2.model.release_dcase2025) and the joined file removed; the parts stay in ``parts_dir`` as a cache, so a second
+run downloads nothing.
 """
 
 from __future__ import annotations
@@ -66,20 +67,21 @@ def fetch_parts(sources: Sequence[str | Path], parts_dir: str | Path, sha256: Se
 
 def import_parts(parts: Sequence[str | Path], out_dir: str | Path, work_dir: str | Path, kind: str = "salsa",
                  text_model: str = "roberta-large") -> Path:
-    """Join ``parts`` into ``work_dir``/passt_roberta.ckpt (the name the release gives the joined file, which
-    the import records), import it into ``out_dir`` and remove the joined file, also on error. A single part is
-    the whole checkpoint and is imported where it is."""
-    from salsa2.model.release_import import RELEASE_FILE, import_salsa_release
+    """Join ``parts`` into ``work_dir``/<the release's file name> (``passt_roberta.ckpt`` for ``salsa``, which the
+    import records), import it with the importer of release ``kind`` into ``out_dir`` and remove the joined file,
+    also on error. A single part is the whole checkpoint and is imported where it is."""
+    from salsa2.model.release_import import import_release, release_layout
     from salsa2.model.released import join_parts
 
     if kind not in RELEASE_KINDS:
         raise ReleasedCheckpointError(f"release kind {kind!r} is not known; known: {sorted(RELEASE_KINDS)}")
+    layout = release_layout(kind)
     if len(parts) == 1:
-        return import_salsa_release(parts[0], out_dir, text_model=text_model)
-    joined = Path(work_dir) / RELEASE_FILE
+        return import_release(layout, parts[0], out_dir, text_model=text_model)
+    joined = Path(work_dir) / layout.release_file
     try:
         join_parts(parts, joined)
-        return import_salsa_release(joined, out_dir, text_model=text_model)
+        return import_release(layout, joined, out_dir, text_model=text_model)
     finally:
         joined.unlink(missing_ok=True)
 

@@ -1,6 +1,6 @@
 """The authors' released PyTorch Lightning checkpoints, read safely and without holding them twice in memory.
 
-OptimusPrimus/salsa publishes its PaSST + RoBERTa-large model as parts ``passt_roberta.{1..4}.ckpt`` that
+OptimusPrimus/salsa publishes its PaSST + RoBERTa-large model as parts ``passt_roberta.{1..5}.ckpt`` that
 ``cat`` joins into one checkpoint (OptimusPrimus/salsa scripts/download_checkpoint.sh). The joined file is a
 Lightning checkpoint in torch's zip format: ``state_dict``, optimizer states, lr schedulers, callbacks and
 ``hyper_parameters``, the sacred config the model was built from (``self.save_hyperparameters(kwargs)`` in
@@ -92,10 +92,58 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise ForbiddenGlobal(module, name) from None
 
 
-# what torch.load's ``pickle_module`` needs: ``Unpickler`` (zip files) and ``load`` (legacy files)
-restricted_pickle = types.ModuleType("salsa2_restricted_pickle")
-restricted_pickle.Unpickler = RestrictedUnpickler  # type: ignore[attr-defined]
-restricted_pickle.load = lambda file, **kwargs: RestrictedUnpickler(file, **kwargs).load()  # type: ignore[attr-defined]
+class OpaqueGlobal(dict):
+    """Stands in for a class or function outside the allowlist (:class:`InertUnpickler`): built from the pickled
+    arguments (``args``), items (the dict itself), list items (``items``) and state (``state``), so that nothing of
+    the original is imported or run. A subclass per name carries ``module`` and ``name``."""
+
+    module = name = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+        self.args, self.kwargs, self.items, self.state = args, kwargs, [], None
+
+    def __setstate__(self, state) -> None:
+        self.state = state
+
+    def append(self, item) -> None:
+        self.items.append(item)
+
+    def extend(self, items) -> None:
+        self.items.extend(items)
+
+    def __repr__(self) -> str:
+        return f"<opaque {self.module}.{self.name}>"
+
+    __hash__ = object.__hash__
+
+
+def _opaque(module: str, name: str) -> type[OpaqueGlobal]:
+    return type(str(name), (OpaqueGlobal,), {"module": module, "name": name, "__module__": __name__})
+
+
+class InertUnpickler(RestrictedUnpickler):
+    """:class:`RestrictedUnpickler` that turns every global outside the allowlist into an inert
+    :class:`OpaqueGlobal` instead of refusing it: for pinned third-party checkpoints whose extra entries
+    (hyper-parameters, callback and scheduler states) may pickle any class; their tensors load as usual."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except ForbiddenGlobal:
+            return _opaque(module, name)
+
+
+def _pickle_module(unpickler: type[pickle.Unpickler], name: str) -> types.ModuleType:
+    """What torch.load's ``pickle_module`` needs: ``Unpickler`` (zip files) and ``load`` (legacy files)."""
+    module = types.ModuleType(name)
+    module.Unpickler = unpickler  # type: ignore[attr-defined]
+    module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()  # type: ignore[attr-defined]
+    return module
+
+
+restricted_pickle = _pickle_module(RestrictedUnpickler, "salsa2_restricted_pickle")
+inert_pickle = _pickle_module(InertUnpickler, "salsa2_inert_pickle")
 
 
 def check_container(path: str | Path, shown_as: str | Path | None = None) -> None:
