@@ -36,8 +36,9 @@ if __name__ == "__main__":
         for enc in params.encoders:
             models[f"stage{stage}-{enc}"] = Path(folder) / enc
     models.update(released_models(args.released, raw.get("released") or {}))
-    # Every frontend's cache, by the frontend key it records: each model reads the one of its own frontend.
-    features = feature_caches(*(Path(args.features) / name for name in params.frontends))
+    # Every cache in the features folder (the declared dep), by the frontend key it records: each model reads the
+    # one its own frontend made.
+    features = feature_caches(args.features)
     ensembles = {
         "ensemble-stage1": [f"stage1-{e}" for e in params.encoders],
         "ensemble-stage2": [f"stage2-{e}" for e in params.encoders],

@@ -47,8 +47,8 @@ def dump_teacher(params: Params, member: str, models_dir: str | Path, released_d
     else:
         model_dir = released_path(member, released_dir)
         frontend = checkpoint_frontend(model_dir)
-        caches = feature_caches(*(Path(features_root) / name for name in params.frontends))
-        features = cache_for(caches, frontend, f"teacher {member} ({model_dir})", features_root)
+        features = cache_for(feature_caches(features_root), frontend, f"teacher {member} ({model_dir})",
+                             features_root)
     dump_similarities(params, model_dir, data_dir, features, text_features, out_path)
     return model_dir
 
