@@ -80,3 +80,27 @@ def minilm():
     from salsa2.model.encoders import TEXT_ENCODERS
 
     return TEXT_ENCODERS.build("minilm", max_length=32, trainable_layers=0)
+
+
+@pytest.fixture(scope="session")
+def imported_release(tmp_path_factory) -> dict:
+    """The released-format checkpoint of tests/helpers/released_model.py (PaSST at its real size, a tiny RoBERTa as
+    text encoder ``TINY_TEXT``) imported as a salsa2 checkpoint folder: ``folder``, ``whole`` (the .ckpt),
+    ``roberta`` (the tiny text model's folder)."""
+    from helpers.released_model import TINY_TEXT, build_released, tiny_roberta
+    from salsa2.model.release_import import RELEASE_FILE, import_salsa_release
+
+    root = tmp_path_factory.mktemp("imported_release")
+    roberta = tiny_roberta(root / "roberta")
+    whole = build_released(root / RELEASE_FILE, roberta)["path"]
+    folder = import_salsa_release(whole, root / "salsa", text_model=TINY_TEXT)
+    return {"folder": folder, "whole": whole, "roberta": roberta}
+
+
+@pytest.fixture(scope="session")
+def sound_library(tmp_path_factory):
+    """A small sound library with train and test clips, prepared, cached for mel64 and kaldi128, with judgements
+    (tests/helpers/released_use.py)."""
+    from helpers.released_use import build_library
+
+    return build_library(tmp_path_factory.mktemp("sound_library"))

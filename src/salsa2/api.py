@@ -1,7 +1,7 @@
 """The Python API of a trained salsa2 model as a sound search engine (the functions ``salsa2 index/search`` use).
 
     from salsa2 import api
-    model = api.load_model("models/stage2/cnn")
+    model = api.load_model("models/stage2/cnn")         # or a released model by name: load_model("passt_roberta")
     api.embed_text(model, ["a dog barks"])                 # (1, D), L2-normalised
     api.embed_audio(model, ["dog.wav", waveform_16k])      # (2, D)
     api.build_index("sounds/", "sounds.parquet", [model])  # or {"cnn": "models/stage2/cnn", ...}

@@ -26,17 +26,18 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 
 
 def make_project(root: Path, params: dict, files: dict[str, str] | None = None) -> Path:
-    """The pipeline (dvc.yaml, stages/, src/, the downloads' folder) with ``params`` as params.yaml and
-    ``files`` (relative path -> text) beside it, committed in a new git + DVC repository at ``root``."""
+    """The pipeline (dvc.yaml, stages/, src/, the downloads' and released models' folders) with ``params`` as
+    params.yaml and ``files`` (relative path -> text) beside it, committed in a new git + DVC repository at
+    ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "pyproject.toml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
     for name in ("stages", "src"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / "data/raw").mkdir(parents=True)
-    shutil.copy(REPO / "data/raw/README.md", root / "data/raw/README.md")  # the downloads' folder (none here)
-    (root / "data/relevance").mkdir()
-    shutil.copy(REPO / "data/relevance/README.md", root / "data/relevance/README.md")  # the judgements' folder
+    # the downloads', judgements' and released models' folders (none here)
+    for folder in ("data/raw", "data/relevance", "models/released"):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(REPO / folder / "README.md", root / folder / "README.md")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for rel, text in (files or {}).items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

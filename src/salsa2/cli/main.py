@@ -106,48 +106,91 @@ def features(
 
 @app.command()
 @cli_command
-def info(checkpoint: Path = typer.Argument(..., help="A model directory (model.safetensors + config.json).")) -> None:
-    """Show how a checkpoint was trained and what it scored on validation."""
+def info(checkpoint: str = typer.Argument(..., help="A model directory (model.safetensors + config.json), or the "
+                                                   "name of a released model in models/released."),
+         as_json: bool = typer.Option(False, "--json", help="Print only config.json (and the provenance) as JSON.")
+         ) -> None:
+    """Show where a checkpoint came from (training data, or a released model's source, file, sha256 and
+    published figures), how it was trained and what it scored on validation."""
+    from salsa2.model.locate import find_checkpoint
+    from salsa2.model.provenance import provenance_lines, released_provenance
     from salsa2.utils.fsutil import read_json
 
-    if not (checkpoint / "config.json").exists():
-        raise typer.BadParameter(f"{checkpoint} holds no config.json; pass a folder such as models/stage2/cnn")
-    typer.echo(json.dumps(read_json(checkpoint / "config.json"), indent=2))
+    path = find_checkpoint(checkpoint)
+    config = read_json(path / "config.json")
+    assert isinstance(config, dict)
+    released = released_provenance(config)
+    shown = {"provenance": released, **config} if released is not None else config
+    if not as_json:
+        for line in provenance_lines(config, str(path)):
+            typer.echo(line)
+    typer.echo(json.dumps(shown, indent=2))
 
 
 @app.command()
 @cli_command
 def evaluate(
-    checkpoint: list[Path] = typer.Argument(..., help="One or more model directories; several = an ensemble.",
-                                            **EXISTING_DIR),
+    checkpoint: list[str] = typer.Argument(..., help="One or more model directories or names of released models "
+                                                     "(models/released/<name>); several = an ensemble."),
     data: Path = typer.Option(Path("data/prepared"), help="Prepared tables folder.", **EXISTING_DIR),
-    features_dir: Path = typer.Option(Path("data/features/mel64"), "--features", help="Log-mel cache folder.",
-                                      **EXISTING_DIR),
+    features_dir: Path = typer.Option(Path("data/features"), "--features",
+                                      help="A log-mel cache folder, or a folder of caches (data/features): each "
+                                           "model reads the cache its own frontend made.", **EXISTING_DIR),
     split: Split = typer.Option(Split.test, help="Split to score."),
     text_features: Path | None = typer.Option(None, help="Cached frozen-text features (npz), if any.",
                                               **EXISTING_FILE),
     normalize_text: str | None = typer.Option(None, help="Caption normalisation authors | spaces | none; default: "
                                               "the text.normalize each checkpoint was trained with."),
+    judgements: Path | None = typer.Option(None, help="Multi-relevance judgements (caption, file, relevant; e.g. "
+                                                      "data/judgements.csv, the DCASE 2025 task 6 ones for Clotho): "
+                                                      "adds t2a_multi/mAP@K.", **EXISTING_FILE),
+    relevance_dataset: str | None = typer.Option(None, help="The dataset the judgements' files belong to (default: "
+                                                            "the one dataset of the scored clips)."),
+    relevance_k: int = typer.Option(16, help="K of the judgements' mAP@K."),
+    every: bool = typer.Option(False, "--every", help="Print every model's metrics (and the ensemble's), keyed by "
+                                                      "name, instead of the ensemble's alone."),
 ) -> None:
-    """Score checkpoints (and their similarity-averaged ensemble) on a split: mAP@10, R@1/5/10 both ways."""
-    from salsa2.model.checkpoint import load_checkpoint
-    from salsa2.features.splits import load_split
-    from salsa2.evaluation.metrics import bidirectional_metrics, mean_scores
-    from salsa2.evaluation.embed import model_scores
+    """Score checkpoints (and their similarity-averaged ensemble) on a split: mAP@10, R@1/5/10 both ways (and
+    mAP@16 with --judgements). Needs no training: `salsa2 evaluate passt_roberta` scores a released model."""
+    from salsa2.evaluation.evaluate import evaluate_models
+    from salsa2.features.caches import feature_caches
     from salsa2.features.text_cache import TextFeatureStore
+    from salsa2.model.locate import find_checkpoint
 
+    paths = [find_checkpoint(c) for c in checkpoint]
+    names = list(dict.fromkeys(str(c) for c in checkpoint))
+    if len(names) != len(paths):
+        raise UserError(f"a checkpoint is named twice: {checkpoint}; give each once")
+    caches = feature_caches(features_dir)
+    if not caches:
+        raise UserError(f"{features_dir}: no log-mel cache here (no frontend.json in it or its subfolders); run "
+                        "`salsa2 features` or `dvc repro features@<frontend>` first")
     store = TextFeatureStore(text_features) if text_features else None
-    scores = []  # per model, blocks of similarities on demand (never the whole clips x captions matrix)
-    for path in checkpoint:
-        model, info = load_checkpoint(path)
-        mode = normalize_text if normalize_text is not None else info.get("text_normalize", True)
-        split_data = load_split(data, split.value, features_dir, model.frontend, mode)
-        if not split_data.audio_ids:
-            raise UserError(f"{data}: no {split.value} clips with features in {features_dir}; pick another --split "
-                            f"({', '.join(SPLITS)}) or run `salsa2 features` first")
-        scores.append(model_scores(model, split_data, store))
-    result = bidirectional_metrics(mean_scores(scores), split_data.audio_ids, split_data.caption_audio_ids)
-    typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))
+    ensembles = {"ensemble": names} if len(names) > 1 else {}
+    relevance = None
+    if judgements is not None:
+        relevance = (judgements, relevance_dataset or _single_dataset(data, split.value))
+    results = evaluate_models(dict(zip(names, paths)), data, caches, store, split.value, ensembles, relevance,
+                              relevance_k, normalize_text=normalize_text)
+    if every:
+        shown = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+                 for name, m in results.items()}
+    else:
+        shown = {k: round(v, 4) for k, v in results["ensemble" if ensembles else names[0]].items()
+                 if k != "best_epoch"}
+    typer.echo(json.dumps(shown, indent=2))
+
+
+def _single_dataset(data: Path, split: str) -> str:
+    """The one dataset the clips of ``split`` come from (the judgements' default ``--relevance-dataset``)."""
+    from salsa2.data.tables import read_tables
+
+    audio, _ = read_tables(data)
+    names = sorted(set(audio.loc[audio["split"] == split, "dataset"].astype(str)))
+    if len(names) != 1:
+        raise UserError(f"{data}: the {split} clips come from {names or 'no dataset'}; pass --relevance-dataset "
+                        "NAME (the dataset the judgements' files belong to)")
+    return names[0]
 
 
 @app.command()

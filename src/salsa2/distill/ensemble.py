@@ -2,7 +2,9 @@
 
 Member m's similarities are ``C^m = a_m t_m^T`` (``salsa2.distill.members``); ``C-hat_ij = 1/M sum_m C^m_ij``,
 with the members aligned by clip and caption ids. ``stage2.teachers``: ``all`` gives one teacher set shared by
-every student, ``self`` one per student; a set's C-hat lies in ``<targets_dir>/<members joined by '+'>.npz``
+every student, ``self`` one per student, a list names the members: stage-1 models by encoder and released models
+(params ``released``, imported by stage release@<name>) as ``released-<name>``, e.g. ``[passt, atst, mn,
+released-passt_roberta]``; a set's C-hat lies in ``<targets_dir>/<members joined by '+'>.npz``
 (written by ``salsa2.distill.targets``). Torch-free: stage2 only looks up ``targets_path`` here.
 """
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from salsa2.config.params import Params
 from salsa2.distill.members import MemberEmbeddings, load_embeddings
+from salsa2.model.locate import released_name
 
 AlignedMember = tuple[MemberEmbeddings, np.ndarray | None, np.ndarray | None]  # member, row perm, column perm
 
@@ -28,10 +31,18 @@ def teacher_members(params: Params, student: str) -> list[str]:
     if teachers == "self":
         return [student]
     members = [teachers] if isinstance(teachers, str) else list(teachers)
-    unknown = [m for m in members if m not in params.encoders]
+    unknown = [m for m in members if m not in params.encoders and not is_released_member(m)]
     if unknown:
-        raise ValueError(f"stage2.teachers names {unknown}, which are not in encoders {params.encoders}")
+        raise ValueError(f"stage2.teachers names {unknown}, which are not in encoders {params.encoders} (a released "
+                         "model is named released-<its name under released>)")
+    if len(set(members)) != len(members):
+        raise ValueError(f"stage2.teachers names a model twice: {members}")
     return members
+
+
+def is_released_member(member: str) -> bool:
+    """A teacher that is a released model (``released-<name>``), not a stage-1 model."""
+    return released_name(member) is not None
 
 
 def teacher_set_name(members: list[str]) -> str:

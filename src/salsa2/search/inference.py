@@ -28,6 +28,7 @@ from salsa2.features.splits import PAD_MULTIPLE
 from salsa2.audio.frontends import FrontendConfig, LogMel, compute_logmel
 from salsa2.audio.logmel_stream import load_logmel
 from salsa2.model.dual_encoder import DualEncoder
+from salsa2.model.locate import find_checkpoint
 from salsa2.data.text_norm import normalize_for_model, normalize_mode
 from salsa2.utils.digest import files_digest
 
@@ -77,8 +78,9 @@ class SearchModel:
 
 
 def load_model(path: str | Path, name: str | None = None) -> SearchModel:
-    """Load a checkpoint directory (model.safetensors + config.json) for embedding and search."""
-    path = Path(path).resolve()
+    """Load a checkpoint directory (model.safetensors + config.json), or a released model by its name
+    (``models/released/<name>``, :func:`salsa2.model.locate.find_checkpoint`), for embedding and search."""
+    path = find_checkpoint(path).resolve()
     model, info = load_checkpoint(path)
     if "text_normalize" not in info:
         log.info("%s: checkpoint does not record text.normalize; assuming true (the params.yaml default)", path)
