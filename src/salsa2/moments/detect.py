@@ -9,7 +9,10 @@ Methods (``MOMENT_METHODS``; ``find_moments(..., method=NAME, **params)``):
   2. Threshold relative to the file's own score distribution: ``tau = min(mean(s~) + z * std(s~), max(s~))``
      (the best window always passes; a file whose scores are all equal has no moment).
   3. Merging: each run of consecutive windows with ``s~_k >= tau``, runs closer than ``gap`` seconds joined,
-     is one moment ``[start of its first window, end of its last]`` scored by the run's ``max s~``.
+     is one moment scored by the run's ``max s~``, spanning ``[start of its first window, end of its last]``
+     (``extent="window"``) or only the middle hop of each window, ``[t_first - h / 2, t_last + h / 2]``
+     (``extent="centre"``, ``h`` the median hop, clipped to the windows): a sound scores highest in the windows
+     centred on it, and the union of those windows overshoots it by about ``window - hop`` seconds.
 - ``nms``: every window is a candidate scored by ``s~_k``; greedily the best one is kept and the candidates
   whose temporal IoU with it exceeds ``iou`` are dropped (temporal non-maximum suppression), up to ``top``
   moments.
@@ -58,7 +61,7 @@ def _ranked(moments: list[Moment], top: int) -> list[Moment]:
 
 @MOMENT_METHODS.register("threshold")
 def threshold_moments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, *, smooth: float = 2.0,
-                      z: float = 1.0, gap: float = 0.0, top: int = 5) -> list[Moment]:
+                      z: float = 1.0, gap: float = 0.0, extent: str = "window", top: int = 5) -> list[Moment]:
     """Smoothing, a threshold relative to the file's scores, adjacent windows merged (module docstring)."""
     s = smooth_scores(starts, ends, scores, smooth)
     if np.ptp(s) == 0:
@@ -71,7 +74,16 @@ def threshold_moments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, 
             runs[-1].append(int(k))
         else:
             runs.append([int(k)])
-    moments = [Moment(float(starts[r[0]]), float(ends[r[-1]]), float(s[r].max())) for r in runs]
+    if extent not in ("window", "centre"):
+        raise ValueError(f"extent = {extent!r}; give 'window' or 'centre'")
+    if extent == "centre":
+        hop = float(np.median(np.diff(starts))) if len(starts) > 1 else float(ends[0] - starts[0])
+        centres = (starts + ends) / 2
+        lo = np.maximum(starts, centres - hop / 2)
+        hi = np.minimum(ends, centres + hop / 2)
+    else:
+        lo, hi = starts, ends
+    moments = [Moment(float(lo[r[0]]), float(hi[r[-1]]), float(s[r].max())) for r in runs]
     return _ranked(moments, top)
 
 
@@ -101,7 +113,13 @@ def nms_moments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, *, smo
 
 
 def method_params(method: str) -> dict[str, object]:
-    """The parameters of a method with their defaults."""
+    """The parameters of a method with their defaults.
+
+    Raises:
+        ValueError: an unknown method (the message lists the known ones).
+    """
+    if method not in MOMENT_METHODS:
+        raise ValueError(f"unknown moment method {method!r}; known: {', '.join(MOMENT_METHODS.names())}")
     fn: Callable = MOMENT_METHODS.get(method)
     return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY}
 
@@ -119,8 +137,6 @@ def find_moments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, metho
     Raises:
         ValueError: an unknown method or parameter, misaligned or non-finite inputs (one line naming it).
     """
-    if method not in MOMENT_METHODS:
-        raise ValueError(f"unknown moment method {method!r}; known: {', '.join(MOMENT_METHODS.names())}")
     known = method_params(method)
     unknown = sorted(set(params) - set(known))
     if unknown:

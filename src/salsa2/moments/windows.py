@@ -134,15 +134,23 @@ def window_embeddings(model: SearchModel, audio: str | Path | np.ndarray, window
         mel, duration = _file_logmel(model, audio, min_duration)
     else:
         mel, duration = _array_logmel(model, np.asarray(audio), sample_rate, min_duration)
+    return embed_windows(model, mel, duration, window, hop, batch_size)
+
+
+def embed_windows(model: SearchModel, mel: np.ndarray, duration: float, window: float, hop: float,
+                  batch_size: int = 16) -> WindowEmbeddings:
+    """The windows of a recording given as its whole log-mel (``model.frontend``'s frames, tail frames included)."""
     cfg = model.frontend
     tail = cfg.tail_frames
     audio_frames = mel.shape[1] - tail
+    if audio_frames < 1:
+        raise ValueError(f"a log-mel of {mel.shape[1]} frames has no audio frames; give a longer recording")
     fps = cfg.frames_per_second
     starts, ends = window_bounds(duration, window, hop)
     f0 = np.minimum(np.round(starts * fps).astype(np.int64), audio_frames - 1)
     f1 = np.round(ends * fps).astype(np.int64)
     f1[-1] = audio_frames  # the last window keeps the file's last frames
-    f1 = np.maximum(f1, f0 + 1)
+    f1 = np.clip(f1, f0 + 1, audio_frames)
     emb = np.empty((len(starts), model.embed_dim), np.float32)
     for s in range(0, len(starts), WINDOWS_PER_CALL):
         e = min(s + WINDOWS_PER_CALL, len(starts))
