@@ -8,9 +8,9 @@ Methods (``MOMENT_METHODS``; ``find_moments(..., method=NAME, **params)``):
      average over ``smooth`` seconds; ``smooth = 0`` keeps the raw scores).
   2. Threshold relative to the file's own score distribution: ``tau = min(mean(s~) + z * std(s~), max(s~))``
      (the best window always passes; a file whose scores are all equal has no moment).
-  3. Merging: each run of consecutive windows with ``s~_k >= tau``, runs closer than ``gap`` seconds joined,
-     is one moment scored by the run's ``max s~``, spanning ``[start of its first window, end of its last]``
-     (``extent="window"``) or only the middle hop of each window, ``[t_first - h / 2, t_last + h / 2]``
+  3. Merging: the windows with ``s~_k >= tau`` that overlap or lie within ``gap`` seconds of each other form
+     one run, one moment scored by the run's ``max s~``. It spans ``[start of its first window, end of its
+     last]`` (``extent="window"``) or only the middle hop of each window, ``[t_first - h / 2, t_last + h / 2]``
      (``extent="centre"``, ``h`` the median hop, clipped to the windows): a sound scores highest in the windows
      centred on it, and the union of those windows overshoots it by about ``window - hop`` seconds.
 - ``nms``: every window is a candidate scored by ``s~_k``; greedily the best one is kept and the candidates
@@ -33,6 +33,7 @@ from salsa2.utils.registry import Registry
 
 MOMENT_METHODS: Registry = Registry("moment method")
 DEFAULT_METHOD = "threshold"
+FLAT = 1e-9  # scores spanning less than this (relative) are equal: a file without contrast has no moment
 
 
 @dataclass
@@ -63,8 +64,10 @@ def _ranked(moments: list[Moment], top: int) -> list[Moment]:
 def threshold_moments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, *, smooth: float = 2.0,
                       z: float = 1.0, gap: float = 0.0, extent: str = "window", top: int = 5) -> list[Moment]:
     """Smoothing, a threshold relative to the file's scores, adjacent windows merged (module docstring)."""
+    if extent not in ("window", "centre"):
+        raise ValueError(f"extent = {extent!r}; give 'window' or 'centre'")
     s = smooth_scores(starts, ends, scores, smooth)
-    if np.ptp(s) == 0:
+    if np.ptp(s) <= FLAT * max(1.0, float(np.abs(s).max())):
         return []
     tau = min(float(s.mean() + z * s.std()), float(s.max()))
     above = np.flatnonzero(s >= tau)
@@ -74,8 +77,6 @@ def threshold_moments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, 
             runs[-1].append(int(k))
         else:
             runs.append([int(k)])
-    if extent not in ("window", "centre"):
-        raise ValueError(f"extent = {extent!r}; give 'window' or 'centre'")
     if extent == "centre":
         hop = float(np.median(np.diff(starts))) if len(starts) > 1 else float(ends[0] - starts[0])
         centres = (starts + ends) / 2
