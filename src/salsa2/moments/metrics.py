@@ -2,9 +2,10 @@
 mAP@0.75.
 
 The task scores submissions with the QVHighlights-style standalone evaluation that line/lighthouse ships
-(``training/standalone_eval``; the task baseline awkrail/dcase2026_task6_baseline carries the same code); its
-temporal AP follows the ActivityNet detection AP of MMAction2. This module computes the same numbers with its
-own code, rule for rule (tests/moments/test_metrics.py compares it with that code's output on fixtures):
+(Nishimura et al. 2024; ``training/standalone_eval``; the task baseline awkrail/dcase2026_task6_baseline carries
+the same code); its temporal AP follows the ActivityNet detection AP of MMAction2. This module computes the same
+numbers with its own code, rule for rule (tests/moments/test_metrics.py compares it with that code's output on
+fixtures):
 
 * Ground truth: a query keeps its windows of length in (0, 1500] s (the evaluation's one length range,
   "full"); a query left with none is dropped, with its prediction.
