@@ -1,16 +1,18 @@
 """Moment evaluation: sliding-window scores per model, ensembles as the mean score, one submission row per query
 (best first, at least one window, inside the recording), metrics equal to scoring the written submission file."""
 
+import json
+
 import numpy as np
 import pytest
 
 from salsa2.moments.data import ground_truth, read_moments
 from salsa2.moments.demo import build_long_demo
-from salsa2.moments.evaluate import (WindowScores, ensemble_scores, evaluate_moments, query_moments,
-                                     score_windows, write_moment_reports)
-from salsa2.moments.metrics import METRICS, moment_metrics
+from salsa2.moments.evaluate import (WindowScores, chance_metrics, ensemble_scores, evaluate_moments,
+                                     query_moments, score_windows, submission, write_moment_reports)
+from salsa2.moments.metrics import METRICS, as_percent, moment_metrics, moment_scores
 from salsa2.moments.submission import SUBMISSION_KEYS, SubmissionError, read_submission
-from salsa2.moments.windows import window_embeddings
+from salsa2.moments.windows import window_bounds, window_embeddings
 from salsa2.search.inference import embed_text, load_model
 
 WINDOW, HOP = 4.0, 2.0
@@ -46,7 +48,7 @@ def test_scores_are_window_text_cosines(recordings, trained_model):
 
 def test_rows_follow_the_task_format(evaluated):
     queries, metrics, rows = evaluated
-    assert set(metrics) == set(rows) == {"a", "b", "ens"}
+    assert set(rows) == {"a", "b", "ens"} and set(metrics) == {"a", "b", "ens", "chance"}
     assert all(list(m) == list(METRICS) for m in metrics.values())
     for q, row in zip(queries, rows["a"]):
         assert tuple(row) == SUBMISSION_KEYS and (row["qid"], row["query"], row["vid"]) == (q.qid, q.query, q.vid)
@@ -65,6 +67,7 @@ def test_reported_metrics_are_those_of_the_written_submission(evaluated, tmp_pat
     queries, metrics, rows = evaluated
     write_moment_reports(tmp_path / "moments.json", tmp_path / "subs", metrics, rows)
     assert sorted(p.name for p in (tmp_path / "subs").iterdir()) == ["a.jsonl", "b.jsonl", "ens.jsonl"]
+    assert set(json.loads((tmp_path / "moments.json").read_text())) == set(metrics)
     for name in rows:
         assert moment_metrics(read_submission(tmp_path / "subs" / f"{name}.jsonl"), ground_truth(queries)) \
             == metrics[name]
@@ -93,3 +96,21 @@ def test_bad_submission_file_is_one_line(tmp_path):
                     '[[0, 1]]}\n')
     with pytest.raises(SubmissionError, match=r"sub\.jsonl:2: pred_relevant_windows must be a list of \[start, "):
         read_submission(path)
+
+
+def test_chance_is_random_scores_through_the_same_method(recordings):
+    queries = read_moments(recordings / "moments.jsonl")
+    chance = chance_metrics(queries, WINDOW, HOP, *METHOD, draws=5, seed=1)
+    assert chance == chance_metrics(queries, WINDOW, HOP, *METHOD, draws=5, seed=1)
+    assert chance != chance_metrics(queries, WINDOW, HOP, *METHOD, draws=5, seed=2)
+    maps = []
+    for d in range(5):  # each draw: one random stream, uniform scores for the queries' windows in order
+        rng = np.random.default_rng([1, d])
+        scores = {}
+        for q in queries:
+            starts, ends = window_bounds(q.duration, WINDOW, HOP)
+            scores[q.qid] = WindowScores(starts, ends, rng.random(len(starts)))
+        rows = submission(queries, scores, *METHOD)
+        maps.append(moment_scores({r["qid"]: r["pred_relevant_windows"] for r in rows},
+                                  ground_truth(queries)).fractions()["mAP"])
+    assert chance["mAP"] == as_percent(sum(v / 5 for v in maps))

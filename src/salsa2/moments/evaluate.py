@@ -6,6 +6,7 @@ query scores the windows of its recording by cosine similarity (text embedding .
 ensemble scores a window by the mean of its members' cosines, as the clip evaluation averages similarities
 (Primus et al. 2024, sec. 2). Moments come from the scores by ``salsa2.moments.detect.find_moments``; a query
 whose recording yields none (a flat score curve) gets its best window, since the task's evaluation needs one.
+``chance``: the same with uniformly random window scores, averaged over seeded draws.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 
 from salsa2.moments.data import MomentQuery, audio_file, ground_truth
 from salsa2.moments.detect import Moment, find_moments
-from salsa2.moments.metrics import moment_metrics
+from salsa2.moments.metrics import as_percent, moment_metrics, moment_scores
 from salsa2.moments.submission import submission_row, write_submission
-from salsa2.moments.windows import window_embeddings
+from salsa2.moments.windows import window_bounds, window_embeddings
 from salsa2.search.inference import embed_text, load_model
 from salsa2.utils.fsutil import atomic_dir, write_json
 
@@ -81,11 +82,28 @@ def submission(queries: Sequence[MomentQuery], scores: Mapping[str, WindowScores
     return [submission_row(q, query_moments(scores[q.qid], method, params)) for q in queries]
 
 
+def chance_metrics(queries: Sequence[MomentQuery], window: float, hop: float, method: str,
+                   params: Mapping[str, object], draws: int = 100, seed: int = 0) -> dict[str, float]:
+    """The metrics of uniformly random window scores (the same windows and method), averaged over ``draws``
+    seeded draws: the level a model must beat (percent, rounded as the task reports)."""
+    truth = ground_truth(queries)
+    bounds = {q.vid: window_bounds(q.duration, window, hop) for q in queries}
+    totals: dict[str, float] = {}
+    for d in range(draws):
+        rng = np.random.default_rng([seed, d])
+        scores = {q.qid: WindowScores(*bounds[q.vid], rng.random(len(bounds[q.vid][0]))) for q in queries}
+        rows = submission(queries, scores, method, params)
+        for k, v in moment_scores({r["qid"]: r["pred_relevant_windows"] for r in rows}, truth).fractions().items():
+            totals[k] = totals.get(k, 0.0) + v / draws
+    return {k: as_percent(v) for k, v in totals.items()}
+
+
 def evaluate_moments(models: Mapping[str, str | Path], queries: Sequence[MomentQuery], audio_dir: str | Path,
                      window: float, hop: float, method: str, params: Mapping[str, object],
                      ensembles: Mapping[str, Sequence[str]] | None = None,
                      batch_size: int = 16) -> tuple[dict[str, dict[str, float]], dict[str, list[dict]]]:
-    """Metrics and submission rows of every model and ensemble: ``({name: metrics}, {name: rows})``.
+    """Metrics and submission rows of every model and ensemble: ``({name: metrics}, {name: rows})``; the metrics
+    also hold ``chance`` (:func:`chance_metrics`).
 
     Args:
         models: name -> checkpoint folder.
@@ -105,6 +123,7 @@ def evaluate_moments(models: Mapping[str, str | Path], queries: Sequence[MomentQ
     rows = {name: submission(queries, s, method, params) for name, s in scores.items()}
     metrics = {name: moment_metrics({row["qid"]: row["pred_relevant_windows"] for row in model_rows}, truth)
                for name, model_rows in rows.items()}
+    metrics["chance"] = chance_metrics(queries, window, hop, method, params)
     return metrics, rows
 
 
