@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from salsa2.moments.detect import DEFAULT_METHOD, Moment, find_moments, method_params
-from salsa2.search.index import Index, IndexFileError, read_index
+from salsa2.search.index import Index, IndexFileError, WindowTable, read_index
 from salsa2.search.inference import SearchModel, embed_text
 from salsa2.search.query import BLOCK, check_models, check_query, load_index_models, mean_query
 
@@ -70,6 +70,24 @@ def window_scores(queries: Sequence[np.ndarray], windows: Sequence[np.ndarray], 
     return out
 
 
+def rank_moments(win: WindowTable, scores: np.ndarray, k: int, method: str = DEFAULT_METHOD,
+                 params: dict | None = None) -> list[tuple[Moment, int]]:
+    """The ``k`` best (moment, file row) pairs of all files given every window's score (module docstring, 2-3)."""
+    found: list[tuple[Moment, int]] = []
+    k = max(0, int(k))
+    if not len(scores) or not k:
+        return found
+    best = np.maximum.reduceat(scores, win.offsets[:-1])
+    for row in np.lexsort((np.arange(len(best)), -best)):
+        if len(found) >= k and best[row] < found[k - 1][0].score:
+            break
+        a, b = win.offsets[row], win.offsets[row + 1]
+        found.extend((m, int(row)) for m in find_moments(win.starts[a:b], win.ends[a:b], scores[a:b], method,
+                                                         **(params or {})))
+        found.sort(key=lambda t: (-t[0].score, t[1], t[0].start))
+    return found[:k]
+
+
 def search_moments(
     index: Index | str | Path,
     text: str | Sequence[str],
@@ -96,7 +114,7 @@ def search_moments(
         raise IndexFileError("the index has no windows; build it with `salsa2 index DIR --model CHECKPOINT "
                              "--windows` to search moments")
     params = dict(params or {})
-    known = method_params(method) if method else {}
+    known = method_params(method)
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ValueError(f"moment method {method!r} has no parameter {', '.join(unknown)}; "
@@ -110,20 +128,10 @@ def search_moments(
     win = index.windows
     queries = [mean_query(embed_text(models[n], texts)) for n in names]
     scores = window_scores(queries, [win.embeddings[n] for n in names], block)
-    found: list[tuple[Moment, int]] = []
+    found = rank_moments(win, scores, k, method, params)
+    hits: list[MomentHit] = []
     curves: dict[str, ScoreCurve] = {}
-    k = max(0, int(k))
-    if len(scores) and k:
-        best = np.maximum.reduceat(scores, win.offsets[:-1]) if len(index) else np.zeros(0, np.float32)
-        for row in np.lexsort((np.arange(len(best)), -best)):
-            if len(found) >= k and best[row] < found[k - 1][0].score:
-                break
-            a, b = win.offsets[row], win.offsets[row + 1]
-            moments = find_moments(win.starts[a:b], win.ends[a:b], scores[a:b], method, **params)
-            found.extend((m, int(row)) for m in moments)
-            found.sort(key=lambda t: (-t[0].score, t[1], t[0].start))
-    hits = []
-    for rank, (m, row) in enumerate(found[:k], 1):
+    for rank, (m, row) in enumerate(found, 1):
         path = index.full_path(row)
         hits.append(MomentHit(rank, path, m.start, m.end, m.score))
         if path not in curves:
