@@ -4,7 +4,7 @@ report a tuned test score).
 
     PYTHONPATH=src python benchmarks/moment_defaults.py [--demo data/demo] [--models models/stage2/cnn ...]
 
-Builds ``salsa2.moments.demo.build_long_demo(split="val")`` (25 recordings of 60-300 s, 2-5 clips each) in a
+Builds ``salsa2.moments.demo.build_long_demo(split="val")`` (12 recordings of 60-300 s, 2-5 clips each) in a
 temporary folder, scores every query's windows for each (window, hop) and model (``moments.evaluate``), and
 prints R1@0.5, R1@0.7 and mAP (DCASE 2026 task 6's metrics, ``moments.metrics``) of the models' ensemble and
 their mean over the models, for each window/hop with the default method, then for the method parameters at the
@@ -27,9 +27,9 @@ def main() -> None:
     ap.add_argument("--demo", type=Path, default=Path("data/demo"))
     ap.add_argument("--models", type=Path, nargs="+", default=[Path("models/stage2/cnn"),
                                                                Path("models/stage2/transformer")])
-    ap.add_argument("--recordings", type=int, default=25)
-    ap.add_argument("--windows", type=float, nargs="+", default=[2.0, 4.0, 6.0, 10.0])
-    ap.add_argument("--hops", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    ap.add_argument("--recordings", type=int, default=12)
+    ap.add_argument("--windows", type=float, nargs="+", default=[2.0, 4.0, 8.0])
+    ap.add_argument("--hops", type=float, nargs="+", default=[2.0], help="other hops, at the best window")
     args = ap.parse_args()
     from salsa2.moments.data import ground_truth, read_moments
     from salsa2.moments.demo import build_long_demo

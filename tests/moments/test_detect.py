@@ -35,11 +35,11 @@ def test_threshold_merges_the_run_above_the_file_relative_threshold():
     scores = np.zeros(40)
     scores[10:14] = 1.0
     scores[30] = 0.5
-    moments = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=1.0)
+    moments = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=1.0, extent="window")
     tau = scores.mean() + scores.std()
     assert tau < 0.5  # both bumps pass: one moment each, the merged run of four windows first
     assert [(m.start, m.end, m.score) for m in moments] == [(10.0, 17.0, 1.0), (30.0, 34.0, 0.5)]
-    strict = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=3.0)
+    strict = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=3.0, extent="window")
     assert [(m.start, m.end) for m in strict] == [(10.0, 17.0)]
 
 
@@ -47,24 +47,24 @@ def test_threshold_gap_joins_nearby_runs_and_centre_extent_narrows():
     starts, ends = _windows(40)
     scores = np.zeros(40)
     scores[[10, 11, 20, 21]] = 1.0
-    apart = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=0.5)
+    apart = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=0.5, extent="window")
     assert [(m.start, m.end) for m in apart] == [(10.0, 15.0), (20.0, 25.0)]  # window 11 ends 15, 20 starts at 20
     assert [(m.start, m.end) for m in find_moments(starts, ends, scores, "threshold", smooth=0.0, z=0.5,
-                                                   gap=4.9)] == [(10.0, 15.0), (20.0, 25.0)]
-    joined = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=0.5, gap=5.0)
+                                                   gap=4.9, extent="window")] == [(10.0, 15.0), (20.0, 25.0)]
+    joined = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=0.5, gap=5.0, extent="window")
     assert [(m.start, m.end) for m in joined] == [(10.0, 25.0)]
     centre = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=0.5, extent="centre")
     # centre of window k is k + 2; each keeps its middle hop: [k + 1.5, k + 2.5]
     assert [(m.start, m.end) for m in centre] == [(11.5, 13.5), (21.5, 23.5)]
     scores[[12, 14]] = 1.0  # windows 12 and 14 overlap: with 10-11 they are one moment
-    assert [(m.start, m.end) for m in find_moments(starts, ends, scores, "threshold", smooth=0.0,
-                                                   z=0.5)] == [(10.0, 18.0), (20.0, 25.0)]
+    assert [(m.start, m.end) for m in find_moments(starts, ends, scores, "threshold", smooth=0.0, z=0.5,
+                                                   extent="window")] == [(10.0, 18.0), (20.0, 25.0)]
 
 
 def test_threshold_always_keeps_the_best_window_and_flat_scores_have_no_moment():
     starts, ends = _windows(20)
     scores = np.linspace(0, 1, 20)
-    moments = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=100.0)
+    moments = find_moments(starts, ends, scores, "threshold", smooth=0.0, z=100.0, extent="window")
     assert [(m.start, m.end, m.score) for m in moments] == [(19.0, 23.0, 1.0)]
     assert find_moments(starts, ends, np.full(20, 0.3), "threshold") == []
     assert find_moments(starts, ends, np.full(20, 0.3), "nms", top=2)[0].start == 0.0  # nms: earliest first on ties

@@ -108,7 +108,7 @@ def test_reindexing_embeds_windows_of_new_and_changed_files_only(search_demo, lo
     decoded.clear()
     build_index(lib, out, [search_demo.model], windows=(3.0, 1.0), progress=False)
     assert len(decoded) == 3 and read_index(out).windows.window == 3.0
-    build_index(lib, out, windows=False, progress=False)
+    build_index(lib, out, [search_demo.model], windows=False, progress=False)
     assert read_index(out).windows is None and "windows" not in read_index(out).settings
 
 

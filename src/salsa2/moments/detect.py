@@ -11,14 +11,14 @@ Methods (``MOMENT_METHODS``; ``find_moments(..., method=NAME, **params)``):
   3. Merging: the windows with ``s~_k >= tau`` that overlap or lie within ``gap`` seconds of each other form
      one run, one moment scored by the run's ``max s~``. It spans ``[start of its first window, end of its
      last]`` (``extent="window"``) or only the middle hop of each window, ``[t_first - h / 2, t_last + h / 2]``
-     (``extent="centre"``, ``h`` the median hop, clipped to the windows): a sound scores highest in the windows
-     centred on it, and the union of those windows overshoots it by about ``window - hop`` seconds.
+     (``extent="centre"``, the default; ``h`` the median hop, clipped to the windows): a sound scores highest in
+     the windows centred on it, and the union of those windows overshoots it by about ``window - hop`` seconds.
 - ``nms``: every window is a candidate scored by ``s~_k``; greedily the best one is kept and the candidates
   whose temporal IoU with it exceeds ``iou`` are dropped (temporal non-maximum suppression), up to ``top``
   moments.
 
 Both return at most ``top`` moments, sorted by score descending (ties: earlier start first). Defaults were
-chosen on the long-recording demo (docs/moments.md, "Finding moments").
+measured on a long-recording set of the demo (docs/moments.md, "Defaults").
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _ranked(moments: list[Moment], top: int) -> list[Moment]:
 
 @MOMENT_METHODS.register("threshold")
 def threshold_moments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, *, smooth: float = 2.0,
-                      z: float = 1.0, gap: float = 0.0, extent: str = "window", top: int = 5) -> list[Moment]:
+                      z: float = 1.0, gap: float = 0.0, extent: str = "centre", top: int = 5) -> list[Moment]:
     """Smoothing, a threshold relative to the file's scores, adjacent windows merged (module docstring)."""
     if extent not in ("window", "centre"):
         raise ValueError(f"extent = {extent!r}; give 'window' or 'centre'")

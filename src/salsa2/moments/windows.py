@@ -26,7 +26,7 @@ from salsa2.audio.frontends import LogMel, compute_logmel
 from salsa2.audio.logmel_stream import load_logmel, stream_logmel
 from salsa2.search.inference import MEL_DTYPE, SearchModel, as_waveform, embed_mels
 
-DEFAULT_WINDOW = 4.0  # seconds; chosen on the long-recording demo (docs/moments.md, "Finding moments")
+DEFAULT_WINDOW = 4.0  # seconds; measured on a long-recording set of the demo (docs/moments.md, "Defaults")
 DEFAULT_HOP = 1.0  # seconds
 MIN_DURATION = 0.1  # seconds; shorter recordings are rejected (too_short), as `salsa2 index` does
 SILENCE_RMS = 1e-5  # a whole recording below this RMS is rejected (silent), as `salsa2 index` does

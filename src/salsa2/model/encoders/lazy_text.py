@@ -56,6 +56,11 @@ class LazyTextEncoder(nn.Module):
     def tokenizer(self):
         return self.materialize().tokenizer
 
+    @property
+    def max_length(self) -> int | None:
+        """Tokens the built encoder reads per text (the long-query warning compares against it)."""
+        return getattr(self.materialize(), "max_length", None)
+
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.materialize().tokenize(texts)
 
