@@ -114,22 +114,27 @@ def test_reindexing_embeds_windows_of_new_and_changed_files_only(search_demo, lo
 
 def test_the_placed_clip_is_found_in_time_and_across_files(search_demo, long_library, windowed_index, capsys):
     """Each clip's own captions find its time: the top moment of its recording overlaps the clip (the rest is
-    quiet noise). How often its recording ranks first is printed; the tiny fixture model is too weak to assert it."""
+    quiet noise), nearly always with the windows' full extent, most of the time with the default's narrower
+    centre extent. How often its recording ranks first is printed; the tiny fixture model is too weak to assert it."""
     lib, truth = long_library
     clips = search_demo.clips
     models = {"model": search_demo.model}
-    in_time, first, queries = 0, 0, 0
+    in_time = {"centre": 0, "window": 0}
+    first, queries = 0, 0
     for name, (start, end, i) in truth.items():
         for c in np.flatnonzero(clips.caption_audio == i)[:2]:
-            result = search_moments(windowed_index, clips.texts[c], k=50, models=models)
-            own = [h for h in result.hits if Path(h.path).name == name]
             queries += 1
-            in_time += bool(own) and own[0].start < end and own[0].end > start
+            for extent in in_time:
+                result = search_moments(windowed_index, clips.texts[c], k=50, models=models,
+                                        params={"extent": extent})
+                own = [h for h in result.hits if Path(h.path).name == name]
+                in_time[extent] += bool(own) and own[0].start < end and own[0].end > start
             first += Path(result.hits[0].path).name == name
     with capsys.disabled():
-        print(f"\ntop moment of the clip's recording overlaps it: {in_time}/{queries}; "
+        print(f"\ntop moment of the clip's recording overlaps it: {in_time} of {queries}; "
               f"its recording first: {first}/{queries} (chance {queries / N_RECORDINGS:.1f})")
-    assert in_time >= queries - 2
+    assert in_time["window"] >= queries - 2
+    assert in_time["centre"] >= queries - 4
 
 
 @pytest.mark.parametrize(("method", "params"), [("threshold", {}), ("nms", {"iou": 0.2, "top": 3}),
