@@ -127,11 +127,12 @@ def test_preview_marks_what_a_change_reruns():
     assert runs == set()
     changed = presets.apply({"stage2": {"lr": 0.002}}, base)
     runs = {s.name for s in mark_runs(expand(spec, changed), changed, lock) if s.runs}
-    assert runs == {"params", "stage2@cnn", "stage2@transformer", "evaluate"}  # params: checks, re-runs nothing
+    assert runs == {"params", "stage2@cnn", "stage2@transformer", "evaluate", "moments_evaluate"}
     clotho = presets.apply(presets.load(REPO / "presets/paper-clotho.yaml"), base)
     staged = {s.name: s for s in mark_runs(expand(spec, clotho), clotho, lock)}
     assert staged["download@clotho"].why == ["not in dvc.lock"] and not staged["demo"].runs
-    assert all(s.runs for n, s in staged.items() if n != "demo")
+    assert not staged["moments_demo"].runs  # built from the demo's clips, untouched
+    assert all(s.runs for n, s in staged.items() if n not in ("demo", "moments_demo"))
 
 
 def test_paper_preset_trains_as_the_authors_code():

@@ -39,6 +39,7 @@ def project(tmp_path_factory) -> Path:
     params = demo_params(n_train=40, n_val=12, n_test=12)
     params["stage1"].update(epochs=2, batch_size=16)
     params["stage2"].update(epochs=1, batch_size=16)
+    params["moments"]["demo"].update(recordings=2, min_seconds=30, max_seconds=60, min_clips=1, max_clips=3)
     root = make_project(tmp_path_factory.mktemp("project"), params)
     return root
 
@@ -58,6 +59,12 @@ def test_repro_writes_every_report(project):
     assert sorted(p.name for p in (project / "models/targets").iterdir()) == ["cnn+transformer.npz"]  # one C-hat
     shown = _run(["dvc", "metrics", "show"], project)
     assert "stage2-cnn.mAP@10" in shown and "stage2-cnn.a2t" not in shown  # the short headline file is the metric
+    moments = json.loads((project / "reports/moments.json").read_text())
+    assert set(moments) == expected | {"ensemble-stage1", "ensemble-stage2", "chance"}
+    assert all(set(m) == {"R1@0.5", "R1@0.7", "mAP", "mAP@0.5", "mAP@0.75"} for m in moments.values())
+    assert sorted(p.name for p in (project / "reports/moments").iterdir()) == sorted(
+        f"{name}.jsonl" for name in set(moments) - {"chance"})
+    assert "stage2-cnn.R1@0.7" in shown  # the moment metrics are a DVC metric too
     summary = json.loads((project / "reports/train/stage1-cnn/metrics.json").read_text())
     assert summary["best_epoch"] == metrics["stage1-cnn"]["best_epoch"] == summary["step"]
     _run(["git", "add", "-A"], project)
@@ -74,7 +81,7 @@ def test_stage2_param_reruns_only_stage2_and_evaluate(project):
     params["stage2"]["sup_weight"] = 0.5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], project)
-    assert _ran(out) == {"params", "stage2@cnn", "stage2@transformer", "evaluate"}  # params: the check, seconds
+    assert _ran(out) == {"params", "stage2@cnn", "stage2@transformer", "evaluate", "moments_evaluate"}
     _run(["git", "checkout", "--", "."], project)  # params, dvc.lock and reports of the baseline
     _run(["git", "clean", "-fdq", "--", "reports"], project)  # curves the variant added (e.g. new loss terms)
     _run(["dvc", "checkout", "-q"], project)
@@ -84,7 +91,8 @@ def test_stage2_param_reruns_only_stage2_and_evaluate(project):
     ("src/salsa2/search/query.py", set()),  # used by `salsa2 search` only: no stage
     ("src/salsa2/data/prepare.py", {"prepare"}),  # a body that lived in pipeline.py
     ("src/salsa2/audio/frontends.py", {"features@mel64", "text_features", "stage1@cnn", "stage1@transformer",
-                                 "ensemble", "stage2@cnn", "stage2@transformer", "evaluate"}),
+                                 "ensemble", "stage2@cnn", "stage2@transformer", "evaluate", "moments_evaluate"}),
+    ("src/salsa2/moments/metrics.py", {"moments_evaluate"}),
 ])
 def test_code_edit_marks_exactly_its_importers(project, edited, stale):
     path = project / edited
@@ -113,6 +121,16 @@ def test_an_unused_frontend_retrains_nothing(project):
         shutil.rmtree(project / "data/features/mel40", ignore_errors=True)
         _run(["dvc", "checkout", "-q"], project)
     assert _stale(project) == set()
+
+
+@pytest.mark.parametrize("setting", ["moments.window=6.0", "moments.method=nms", "moments.methods.threshold.z=0.5"])
+def test_moment_params_rerun_only_the_moment_evaluation(project, setting):
+    before = json.loads((project / "reports/moments.json").read_text())
+    out = _run(["dvc", "exp", "run", "-S", setting], project)
+    assert _ran(out) == {"params", "moments_evaluate"}  # params: the check, seconds
+    assert json.loads((project / "reports/moments.json").read_text()).keys() == before.keys()
+    _run(["git", "checkout", "--", "."], project)
+    _run(["dvc", "checkout", "-q"], project)
 
 
 def test_judgements_are_optional(project):

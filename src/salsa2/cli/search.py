@@ -44,6 +44,13 @@ def index_command(
     batch_size: int = typer.Option(16, help="Clips per encoder call."),
     workers: int = typer.Option(2, help="Decoding threads."),
     full: bool = typer.Option(False, "--full", help="Re-embed every file (ignore the existing index)."),
+    windows: bool | None = typer.Option(None, "--windows/--no-windows",
+                                        help="Also store sliding-window embeddings for `search --moments` "
+                                             "[default: as the existing index]."),
+    window: float | None = typer.Option(None, "--window", help="With --windows: window length in seconds "
+                                                              "[default: 4.0]."),
+    hop: float | None = typer.Option(None, "--hop", help="With --windows: hop between windows in seconds "
+                                                        "[default: 1.0]."),
 ) -> None:
     """Embed every readable audio file under FOLDER with trained models into a Parquet index.
 
@@ -52,10 +59,18 @@ def index_command(
     from salsa2.search.index import AUDIO_EXTENSIONS, build_index, read_index
     from salsa2.model.provenance import demo_only_warning
 
+    from salsa2.moments.windows import DEFAULT_HOP, DEFAULT_WINDOW
+
+    if windows is False and (window is not None or hop is not None):
+        raise typer.BadParameter("--window/--hop set the windows of --windows; drop them or --no-windows")
+    spec: tuple[float, float] | bool | None = windows
+    if windows or window is not None or hop is not None:
+        spec = (DEFAULT_WINDOW if window is None else window, DEFAULT_HOP if hop is None else hop)
     out = out or folder / "salsa2-index.parquet"
     with user_errors():
         report = build_index(folder, out, parse_model_specs(model) if model else None, min_duration=min_duration,
-                             extensions=ext or AUDIO_EXTENSIONS, batch_size=batch_size, workers=workers, full=full)
+                             extensions=ext or AUDIO_EXTENSIONS, batch_size=batch_size, workers=workers, full=full,
+                             windows=spec)
     typer.echo(f"{out}: {report.summary()}")
     for name, m in read_index(out).models.items():
         warning = demo_only_warning(m.get("info", {}), name)
@@ -81,6 +96,13 @@ def search_command(
     model: list[str] = typer.Option([], "--model", "-m",
                                     help="NAME=PATH: where an index model's checkpoint is now (if moved)."),
     use: list[str] = typer.Option([], "--use", help="Search with only these of the index's models."),
+    moments: bool = typer.Option(False, "--moments", help="Find moments: file, start, end, score (an index "
+                                                          "built with --windows)."),
+    method: str = typer.Option("threshold", "--method", help="With --moments: threshold | nms."),
+    param: list[str] = typer.Option([], "--param", help="With --moments: KEY=VALUE of the method (repeat), "
+                                                        "e.g. --param z=1.5."),
+    plot: Path | None = typer.Option(None, "--plot", help="With --moments: a PNG of each file's score over time "
+                                                          "with its moments marked."),
 ) -> None:
     """Search an index by text (paraphrases averaged; several models = mean of their similarities) or audio."""
     from salsa2.search.index import read_index
@@ -96,6 +118,13 @@ def search_command(
     overrides = dict(s.partition("=")[::2] for s in model)
     if any(not v for v in overrides.values()):
         raise typer.BadParameter("--model takes NAME=PATH here (NAME as listed in the index)")
+    if not moments and (plot is not None or param or method != "threshold"):
+        raise typer.BadParameter("--method, --param and --plot go with --moments")
+    if moments:
+        if audio is not None:
+            raise typer.BadParameter("--moments searches by text; drop --audio")
+        _moments(index, texts, k, as_json, overrides, use, method, _parse_params(param), plot)
+        return
     with user_errors():
         idx = read_index(index)
         models = load_index_models(idx, overrides, use or None)
@@ -114,6 +143,53 @@ def search_command(
         typer.echo("\nmatching captions:")
         rows = [(str(c.rank), f"{c.score:.4f}", c.caption) for c in result.captions]
         typer.echo(_format_hits(rows, ("rank", "score", "caption")))
+
+
+def _parse_params(specs: list[str]) -> dict[str, float | int | str]:
+    """``KEY=VALUE`` strings -> {key: int, float or str}."""
+    out: dict[str, float | int | str] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--param {spec!r}: give KEY=VALUE, e.g. --param z=1.5")
+        for cast in (int, float, str):
+            try:
+                out[key] = cast(value)
+                break
+            except ValueError:
+                continue
+    return out
+
+
+def _moments(index: Path, texts: list[str], k: int, as_json: bool, overrides: dict[str, str], use: list[str],
+             method: str, params: dict, plot: Path | None) -> None:
+    """``salsa2 search --moments``: the table (or JSON) of moments, and the plot."""
+    from salsa2.moments.moment_search import search_moments
+    from salsa2.moments.plot import plot_moments
+    from salsa2.search.index import read_index
+    from salsa2.search.query import load_index_models, query_warnings
+
+    from salsa2.moments.detect import method_params
+
+    with user_errors():
+        unknown = sorted(set(params) - set(method_params(method)))
+        if unknown:
+            raise ValueError(f"--param {', '.join(unknown)}: moment method {method!r} takes "
+                             f"{', '.join(f'{p}={v}' for p, v in method_params(method).items())}")
+        idx = read_index(index)
+        models = load_index_models(idx, overrides, use or None)
+        for line in query_warnings(models, texts):
+            typer.echo(f"warning: {line}", err=True)
+        result = search_moments(idx, texts, k=k, models=models, method=method, params=params)
+        if plot is not None:
+            plot_moments(result, plot)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        rows = [(str(h.rank), f"{h.score:.4f}", f"{h.start:.2f}", f"{h.end:.2f}", h.path) for h in result.hits]
+        typer.echo(_format_hits(rows, ("rank", "score", "start", "end", "path")))
+    if plot is not None:
+        typer.echo(f"plot: {plot}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -289,6 +289,50 @@ def release_params(raw: dict, name: str) -> ReleaseParams:
 
 
 @dataclass(frozen=True)
+class MomentsDemoParams:
+    """``moments.demo``: the long-recording demo (salsa2.moments.demo) built from the demo's test clips."""
+
+    recordings: int = 5
+    min_seconds: int = 60
+    max_seconds: int = 300
+    min_clips: int = 2
+    max_clips: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MomentsParams:
+    """``moments`` in params.yaml: sliding windows (``window``, ``hop`` seconds; salsa2.moments.windows), how
+    moments are found from their scores (``method`` and its parameters under ``methods.<method>``;
+    salsa2.moments.detect), windows per encoder call, and the long-recording demo."""
+
+    window: float = 4.0
+    hop: float = 1.0
+    method: str = "threshold"
+    methods: dict = field(default_factory=dict)
+    batch_size: int = 16
+    demo: MomentsDemoParams = field(default_factory=MomentsDemoParams)
+
+    def __post_init__(self) -> None:
+        for name in ("window", "hop"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"params.yaml: moments.{name} must be positive seconds, got {v!r}")
+        if not isinstance(self.methods, dict) or not all(isinstance(v, dict) for v in self.methods.values()):
+            raise ConfigError(f"params.yaml: moments.methods must map a method to its parameters, got "
+                              f"{self.methods!r}")
+
+    def method_params(self) -> dict:
+        """The parameters of the selected method (``methods.<method>``; none listed: the method's defaults)."""
+        return dict(self.methods.get(self.method) or {})
+
+
+def moments_params(raw: dict) -> MomentsParams:
+    """``moments`` of the raw params.yaml mapping, validated (unknown keys refused; absent: the defaults)."""
+    return parse(MomentsParams, raw.get("moments") or {}, "params.yaml: moments")
+
+
+@dataclass(frozen=True)
 class Params:
     encoders: Any  # dict: name -> the frontend it reads, the encoders that get models (the dvc.yaml foreach axis)
     loss: str
@@ -366,7 +410,8 @@ def training_params(raw: dict, path: str = "params.yaml") -> Params:
 
 # Top-level sections besides the training ones (Params): who reads them.
 OTHER_SECTIONS = {"demo": "stage demo", "downloads": "stage download", "released": "stage release",
-                  "data": "stages prepare and features", "evaluate": "stage evaluate"}
+                  "data": "stages prepare and features", "evaluate": "stage evaluate",
+                  "moments": "stages moments_demo and moments_evaluate"}
 # The supervised objectives ``loss`` may name (salsa2.training.losses registry; distill is stage 2's L_dist).
 SUPERVISED_LOSSES = ("nt_xent", "sigmoid", "listnet")
 
@@ -423,4 +468,5 @@ def check_params(raw: Any, path: str | Path = "params.yaml") -> Params:
     _section(raw, "downloads", path)
     for name in _section(raw, "released", path):
         release_params(raw, name)
+    moments_params(raw)
     return params

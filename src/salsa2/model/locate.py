@@ -52,6 +52,8 @@ def find_checkpoint(spec: str | Path, released_dir: str | Path = RELEASED_DIR) -
     if path.is_dir():
         raise CheckpointNotFound(f"{path}: not a salsa2 checkpoint (no config.json); pass a folder such as "
                                  "models/stage2/cnn or the name of a released model")
+    if name != path.name or path.is_absolute():  # a path, not a name: the checkpoint loader says where it came from
+        return path
     raise CheckpointNotFound(
         f"{spec}: no such checkpoint folder, and no released model {name!r} in {released_dir}; pass a folder "
         f"such as models/stage2/cnn, or import the release first (`dvc repro release@{name}` or `salsa2 release`)")

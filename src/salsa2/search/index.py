@@ -8,6 +8,13 @@ Layout of the file (one row per readable audio file under the indexed directory)
     mtime_ns    int64    ns      } unchanged is not decoded again
     emb/<name>  fixed_size_list<float32>[D]  L2-normalised audio embedding of model <name>
 
+With windows (``salsa2 index --windows``: each file's sliding windows for moment search,
+``salsa2.moments.windows``), each row also holds its file's windows::
+
+    win_start   list<float64>    window starts in seconds   } (file, start, end, embedding) per window;
+    win_end     list<float64>    window ends in seconds     } ``settings.windows`` = {window, hop}
+    win/<name>  list<fixed_size_list<float32>[D]>  L2-normalised window embeddings of model <name>
+
 and, in the Parquet key-value metadata under ``salsa2.index``, JSON with ``root``, the models
 (``{name: {path, id, embed_dim, info}}``: ``id`` is a hash of the checkpoint, so a retrained model is
 re-embedded), the settings, and the files that could not be used (``rejects``: path, size, mtime_ns, reason,
@@ -39,18 +46,46 @@ from salsa2.audio.frontends import FrontendConfig, LogMel
 from salsa2.utils.fsutil import atomic_path
 from salsa2.search.inference import MEL_DTYPE, SearchModel, embed_mels, load_model
 from salsa2.audio.logmel_stream import load_logmel
+from salsa2.moments.windows import check_window, embed_windows
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 META_KEY = b"salsa2.index"
 EMB_PREFIX = "emb/"
+WIN_PREFIX = "win/"
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS + PYAV_EXTENSIONS  # PyAV's are listed as rejects when it is not installed
 REJECT_COLUMNS = ["path", "size", "mtime_ns", "reason", "detail"]
 
 
 class IndexFileError(UserError, ValueError):
     """An index file that cannot be used (not an index, wrong format, models missing)."""
+
+
+@dataclass
+class WindowTable:
+    """Every indexed file's windows, flat: file ``i``'s are rows ``offsets[i]:offsets[i + 1]``.
+
+    Attributes:
+        window, hop: the settings in seconds.
+        offsets: (n_files + 1,) int64.
+        starts, ends: (n_windows,) float64 seconds.
+        embeddings: model name -> (n_windows, D) float32.
+    """
+
+    window: float
+    hop: float
+    offsets: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    embeddings: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def file_rows(self) -> np.ndarray:
+        """(n_windows,) the file row of each window."""
+        return np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
 
 
 @dataclass
@@ -63,6 +98,7 @@ class Index:
     models: dict[str, dict]
     rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECT_COLUMNS))
     settings: dict = field(default_factory=dict)
+    windows: WindowTable | None = None  # with ``settings["windows"]`` (``salsa2 index --windows``)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -131,7 +167,9 @@ def read_index(path: str | Path) -> Index:
             flat = col.flatten().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, np.float32)
             embeddings[name] = np.ascontiguousarray(flat, dtype=np.float32).reshape(len(col), int(m["embed_dim"]))
         rejects = pd.DataFrame(meta.get("rejects", []), columns=REJECT_COLUMNS)
-        return Index(Path(meta["root"]), files, embeddings, meta["models"], rejects, meta.get("settings", {}))
+        settings = meta.get("settings", {})
+        windows = _read_windows(table, meta["models"], settings["windows"]) if settings.get("windows") else None
+        return Index(Path(meta["root"]), files, embeddings, meta["models"], rejects, settings, windows)
     except (KeyError, TypeError, ValueError, AttributeError, pa.ArrowException) as err:
         raise IndexFileError(f"{path}: broken salsa2 index ({type(err).__name__}: {err}); re-create it with "
                              "`salsa2 index DIR --model CHECKPOINT --full`") from None
@@ -156,6 +194,32 @@ def check_writable(out: Path) -> None:
                              "--out, or make room or permission there") from None
 
 
+def _read_windows(table: pa.Table, models: dict[str, dict], spec: dict) -> WindowTable:
+    """The ``win_*`` list columns as a flat ``WindowTable``."""
+    start = table.column("win_start").combine_chunks()
+    offsets = start.offsets.to_numpy().astype(np.int64) if len(start) else np.zeros(1, np.int64)
+    flat = {c: table.column(c).combine_chunks().flatten() for c in ("win_start", "win_end")}
+    embeddings = {}
+    for name, m in models.items():
+        values = table.column(WIN_PREFIX + name).combine_chunks().flatten().flatten()
+        embeddings[name] = np.ascontiguousarray(values.to_numpy(zero_copy_only=False), np.float32).reshape(
+            -1, int(m["embed_dim"]))
+    return WindowTable(float(spec["window"]), float(spec["hop"]), offsets,
+                       flat["win_start"].to_numpy(zero_copy_only=False).astype(np.float64),
+                       flat["win_end"].to_numpy(zero_copy_only=False).astype(np.float64), embeddings)
+
+
+def _window_columns(win: WindowTable) -> dict[str, pa.Array]:
+    offsets = pa.array(win.offsets.astype(np.int32), pa.int32())
+    cols = {c: pa.ListArray.from_arrays(offsets, pa.array(v, pa.float64()))
+            for c, v in (("win_start", win.starts), ("win_end", win.ends))}
+    for name, emb in win.embeddings.items():
+        values = pa.array(np.ascontiguousarray(emb, np.float32).reshape(-1), pa.float32())
+        cols[WIN_PREFIX + name] = pa.ListArray.from_arrays(offsets,
+                                                           pa.FixedSizeListArray.from_arrays(values, emb.shape[1]))
+    return cols
+
+
 def write_index(index: Index, path: str | Path) -> None:
     """Write ``index`` atomically (the old file stays intact until the new one is complete)."""
     cols: dict[str, pa.Array] = {
@@ -167,6 +231,8 @@ def write_index(index: Index, path: str | Path) -> None:
     for name, emb in index.embeddings.items():
         values = pa.array(np.ascontiguousarray(emb, np.float32).reshape(-1), pa.float32())
         cols[EMB_PREFIX + name] = pa.FixedSizeListArray.from_arrays(values, emb.shape[1])
+    if index.windows is not None:
+        cols.update(_window_columns(index.windows))
     meta = {"format": FORMAT, "root": str(index.root), "models": index.models, "settings": index.settings,
             "rejects": index.rejects[REJECT_COLUMNS].to_dict("records")}
     table = pa.table(cols).replace_schema_metadata({META_KEY: json.dumps(meta, default=_json_default)})
@@ -247,6 +313,9 @@ class _Draft:
     durations: np.ndarray
     embeddings: dict[str, np.ndarray]
     rejects: list[dict]
+    window_spec: tuple[float, float] | None = None  # (window, hop) seconds when windows are indexed
+    window_bounds: list[tuple[np.ndarray, np.ndarray] | None] = field(default_factory=list)  # per row
+    window_embeddings: dict[str, list[np.ndarray | None]] = field(default_factory=dict)  # model -> per row
 
     def reject(self, row: int, err: AudioReadError) -> None:
         """Drop the file of ``row`` from the index and list it with the reason."""
@@ -320,16 +389,24 @@ def _reconcile(files: pd.DataFrame, old: Index | None, models: list[SearchModel]
 
 
 def _carry_over(root: Path, files: pd.DataFrame, rec: _Reconciliation, old: Index | None,
-                models: list[SearchModel]) -> _Draft:
-    """The draft index: durations and reusable embeddings of unchanged files taken from ``old``, the rest zero."""
+                models: list[SearchModel], window_spec: tuple[float, float] | None = None) -> _Draft:
+    """The draft index: durations and reusable embeddings (and windows) of unchanged files taken from ``old``,
+    the rest zero."""
     n = len(files)
     draft = _Draft(root, files, rec.status.copy(), np.zeros(n, np.float64),
-                   {m.name: np.zeros((n, m.embed_dim), np.float32) for m in models}, list(rec.rejects))
+                   {m.name: np.zeros((n, m.embed_dim), np.float32) for m in models}, list(rec.rejects),
+                   window_spec, [None] * n, {m.name: [None] * n for m in models} if window_spec else {})
     if old is not None:
+        win = old.windows if window_spec else None
         for i, j in rec.old_rows.items():
             draft.durations[i] = old.files["duration"].iat[j]
             for name in rec.reusable:
                 draft.embeddings[name][i] = old.embeddings[name][j]
+            if win is not None:
+                a, b = win.offsets[j], win.offsets[j + 1]
+                draft.window_bounds[i] = (win.starts[a:b], win.ends[a:b])
+                for name in rec.reusable:
+                    draft.window_embeddings[name][i] = win.embeddings[name][a:b]
     return draft
 
 
@@ -381,6 +458,8 @@ def _embed(draft: _Draft, windows: list[list[_Job]], models: list[SearchModel], 
             mels = _decode_window(draft, pool, window, models)
             for m in models:
                 embedded[m.name] += _embed_model(draft, m, mels[m.name], batch_size)
+                if draft.window_spec:
+                    _embed_model_windows(draft, m, mels[m.name], batch_size)
             bar.update(len(window))
     return embedded
 
@@ -413,6 +492,34 @@ def _embed_model(draft: _Draft, model: SearchModel, mels: list[tuple[int, np.nda
     return len(items)
 
 
+def _embed_model_windows(draft: _Draft, model: SearchModel, mels: list[tuple[int, np.ndarray]],
+                         batch_size: int) -> None:
+    """Each file's window embeddings (``salsa2.moments.windows``) into ``draft``; NaN/inf rejects the file."""
+    for i, mel in mels:
+        if draft.status[i] == "rejected":
+            continue
+        win = embed_windows(model, mel, float(draft.durations[i]), *draft.window_spec, batch_size=batch_size)
+        if not np.isfinite(win.emb).all():
+            draft.reject(i, AudioReadError(draft.root / draft.files["path"].iat[i], "non_finite",
+                                           f"model {model.name} gives a NaN/inf window embedding"))
+            continue
+        draft.window_bounds[i] = (win.starts, win.ends)
+        draft.window_embeddings[model.name][i] = win.emb
+
+
+def _assemble_windows(draft: _Draft, keep: np.ndarray, models: list[SearchModel]) -> WindowTable:
+    rows = np.flatnonzero(keep)
+    bounds = [draft.window_bounds[i] for i in rows]
+    lengths = np.array([len(b[0]) for b in bounds], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    cat = lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape)  # noqa: E731
+    return WindowTable(
+        draft.window_spec[0], draft.window_spec[1], offsets,
+        cat([b[0] for b in bounds], 0).astype(np.float64), cat([b[1] for b in bounds], 0).astype(np.float64),
+        {m.name: cat([draft.window_embeddings[m.name][i] for i in rows], (0, m.embed_dim)).astype(np.float32)
+         for m in models})
+
+
 def _assemble(draft: _Draft, models: list[SearchModel], settings: dict) -> Index:
     """The finished index: the files not rejected with their embeddings, and the rejects sorted by path."""
     keep = draft.status != "rejected"
@@ -420,8 +527,9 @@ def _assemble(draft: _Draft, models: list[SearchModel], settings: dict) -> Index
     table = files.loc[keep, ["path"]].assign(duration=draft.durations[keep], size=files["size"][keep],
                                              mtime_ns=files["mtime_ns"][keep]).reset_index(drop=True)
     rejects = pd.DataFrame(draft.rejects, columns=REJECT_COLUMNS).sort_values("path", ignore_index=True)
+    windows = _assemble_windows(draft, keep, models) if draft.window_spec else None
     return Index(draft.root, table, {k: v[keep] for k, v in draft.embeddings.items()},
-                 {m.name: m.describe() for m in models}, rejects, settings)
+                 {m.name: m.describe() for m in models}, rejects, settings, windows)
 
 
 def _report(draft: _Draft, index: Index, removed: int, embedded: dict[str, int], seconds: float) -> IndexReport:
@@ -443,6 +551,7 @@ def build_index(
     workers: int = 2,
     full: bool = False,
     progress: bool = True,
+    windows: tuple[float, float] | bool | None = None,
 ) -> IndexReport:
     """Index (or update the index of) every audio file under ``root`` into ``out``.
 
@@ -457,6 +566,8 @@ def build_index(
         workers: decoding threads.
         full: ignore the existing index and embed everything again.
         progress: show a tqdm bar.
+        windows: ``(window, hop)`` seconds: also store each file's sliding-window embeddings (moment search);
+            False: none; None: as the existing index (none for a new one).
     """
     start = time.time()
     root = Path(root).resolve()
@@ -469,13 +580,34 @@ def build_index(
     if files.empty:
         raise UserError(f"{root}: no audio files under it (looked for {' '.join(sorted(extensions))}); give the "
                         "folder of the sound library, or --ext for other file types")
+    window_spec = _window_spec(out, windows)
+    if window_spec:
+        settings["windows"] = {"window": window_spec[0], "hop": window_spec[1]}
     old = _previous_index(out, root, settings, full=full, need_models=models is None)
     loaded = _models_or_previous(models, old)
     base = None if full else old
     rec = _reconcile(files, base, loaded)
-    draft = _carry_over(root, files, rec, base, loaded)
+    draft = _carry_over(root, files, rec, base, loaded, window_spec)
     embedded = _embed(draft, _plan(rec, loaded, batch_size), loaded, min_duration=min_duration,
                       batch_size=batch_size, workers=workers, progress=progress)
     index = _assemble(draft, loaded, settings)
     write_index(index, out)
     return _report(draft, index, rec.removed, embedded, time.time() - start)
+
+
+def _window_spec(out: Path, windows: tuple[float, float] | bool | None) -> tuple[float, float] | None:
+    """(window, hop) to index: as given, or (``windows=None``) those of the existing index at ``out``, if any."""
+    if windows is None:
+        try:
+            meta = json.loads((pq.read_schema(out).metadata or {})[META_KEY]) if out.exists() else {}
+            spec = meta.get("settings", {}).get("windows")
+        except Exception:  # noqa: BLE001 - an unreadable index is reported by _previous_index
+            spec = None
+        return (float(spec["window"]), float(spec["hop"])) if spec else None
+    if windows is False:
+        return None
+    if windows is True:
+        raise ValueError("windows must be (window, hop) in seconds, False, or None")
+    window, hop = (float(v) for v in windows)
+    check_window(window, hop)
+    return window, hop
