@@ -18,9 +18,9 @@ PASST = "audio_embedding_model.model.model."
 TEXT = "sentence_embedding_model."
 
 
-def tiny_roberta(folder: Path) -> str:
+def tiny_roberta(folder: Path, name: str = TINY_TEXT) -> str:
     """Write a tiny random RobertaModel (no pooler) + MiniLM's tokenizer to ``folder`` and register it as text
-    encoder ``TINY_TEXT`` (:func:`register_tiny_text`); returns ``folder``."""
+    encoder ``name`` (:func:`register_tiny_text`); returns ``folder``."""
     import transformers
 
     from salsa2.model.encoders.text import minilm_path
@@ -32,16 +32,17 @@ def tiny_roberta(folder: Path) -> str:
     torch.manual_seed(1)
     transformers.RobertaModel(cfg, add_pooling_layer=False).save_pretrained(folder)
     tok.save_pretrained(folder)
-    return register_tiny_text(folder)
+    return register_tiny_text(folder, name)
 
 
-def register_tiny_text(folder: str | Path) -> str:
-    """Register the tiny RoBERTa in ``folder`` as text encoder ``TINY_TEXT`` (once per process)."""
+def register_tiny_text(folder: str | Path, name: str = TINY_TEXT) -> str:
+    """Register the tiny RoBERTa in ``folder`` as text encoder ``name`` (once per process: a later call with the
+    same name keeps the first folder)."""
     from salsa2.model.encoders import TEXT_ENCODERS
     from salsa2.model.encoders.text import HFTextEncoder
 
-    if TINY_TEXT not in TEXT_ENCODERS:
-        @TEXT_ENCODERS.register(TINY_TEXT)
+    if name not in TEXT_ENCODERS:
+        @TEXT_ENCODERS.register(name)
         def _build(max_length: int = 32, trainable_layers: int = -1, pooling: str = "cls",
                    dropout: float | None = 0.2) -> HFTextEncoder:
             return HFTextEncoder(str(folder), pooling=pooling, max_length=max_length,

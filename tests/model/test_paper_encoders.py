@@ -274,6 +274,13 @@ def test_t5_encoder_path_offline(tmp_path):
     out = enc.encode(["a dog barks", "rain falls on a tin roof while thunder rumbles in the distance"])
     assert out.shape == (2, 32) and torch.isfinite(out).all()
     assert enc.tokenize(["word " * 50])["input_ids"].shape[1] == 8
+    enc.save_source(tmp_path / "saved")  # as a checkpoint keeps it: rebuilt without the source folder
+    rebuilt = HFTextEncoder.from_source(tmp_path / "saved")
+    rebuilt.load_state_dict(enc.state_dict())
+    assert type(rebuilt.model) is type(enc.model) and rebuilt.trainable_layers == 1 and rebuilt.name == str(tmp_path)
+    texts = ["a dog barks", "rain falls"]
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval().encode(texts), enc.eval().encode(texts))
 
 
 def test_passt_frame_tokens(passt):

@@ -73,7 +73,7 @@ def test_fetch_release_equals_importing_the_joined_file(release, server, tmp_pat
     parts, out = tmp_path / "parts", tmp_path / "released" / "salsa"
     spec = ReleaseParams(parts=_urls(server), text_model=TINY_TEXT)
     assert fetch_release(spec, parts, out, progress=False) == out
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "text"]
     assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == NAMES  # joined file removed
     assert all(record_path(parts / name).is_file() for name in NAMES)  # no sha256 given: first download recorded
     _, info = load_checkpoint(out)
@@ -144,7 +144,7 @@ def test_dvc_stage_release_fetches_from_params(release, server, roberta, tmp_pat
     log = run(["dvc", "repro", "release@salsa"], project, env)
     assert "Running stage 'release@salsa'" in log
     out = project / "models/released/salsa"
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "text"]
     assert sorted(p.name for p in (project / "data/downloads/released/salsa").iterdir()
                   if not p.name.startswith(".")) == NAMES
     got, want = _embeddings(out), _embeddings(release["direct"])

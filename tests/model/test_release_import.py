@@ -57,7 +57,7 @@ def test_frontend_is_the_paper_presets_kaldi128():
 
 def test_config_records_provenance_and_the_authors_text_path(imported, released):
     out, model, info = imported
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "text"]
     assert info["text_normalize"] == "authors" and not info["text_frozen"]
     trained = info["trained_on"]
     assert trained["source"] == "https://github.com/OptimusPrimus/salsa" and trained["file"] == "passt_roberta.ckpt"

@@ -1,19 +1,27 @@
-"""Model checkpoints: ``model.safetensors`` (weights) + ``config.json`` (how to rebuild it, what it scored).
+"""Model checkpoints: ``model.safetensors`` (weights) + ``config.json`` (how to rebuild it, what it scored), and
+``text/`` for a trained Hugging Face text encoder.
 
 A frozen text encoder's weights are not stored (they are rebuilt from their source), so a demo checkpoint
-is a few MB.
+is a few MB. A trained one's are, and ``text/`` holds the rest of it (tokenizer files, the transformer's
+config.json: ``HFTextEncoder.save_source``), so the checkpoint loads without the text model's source folder or the
+Hugging Face hub (the architecture is built from that config, no pretrained weights are fetched). A checkpoint
+without ``text/`` rebuilds its text encoder from the registered source (hub or cache), then loads its weights.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
 from salsa2.model.encoders import AUDIO_ENCODERS
+from salsa2.model.encoders.text import SOURCE_FILE, HFTextEncoder
 from salsa2.utils.errors import UserError
-from salsa2.utils.fsutil import atomic_path, read_json, write_json
+from salsa2.utils.fsutil import atomic_dir, atomic_path, read_json, write_json
 from salsa2.model.dual_encoder import DualEncoder, ModelConfig
+
+TEXT_DIR = "text"  # a trained text encoder's tokenizer and config, in the checkpoint folder
 
 
 def save_checkpoint(out_dir: str | Path, model: DualEncoder, info: dict | None = None) -> None:
@@ -24,9 +32,22 @@ def save_checkpoint(out_dir: str | Path, model: DualEncoder, info: dict | None =
         for k, v in model.state_dict().items()
         if not (frozen_text and k.startswith("text_encoder."))
     }
+    _save_text_source(out_dir / TEXT_DIR, model.text_encoder, frozen_text)
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file(state, str(tmp))
     write_json(out_dir / "config.json", {"model": model.cfg.to_dict(), "text_frozen": frozen_text, **(info or {})})
+
+
+def _save_text_source(folder: Path, text_encoder, frozen: bool) -> None:
+    """``folder`` = what rebuilds a trained Hugging Face text encoder offline; none (a stale one removed) for a
+    frozen encoder, whose weights are not saved either."""
+    encoder = getattr(text_encoder, "inner", None) or text_encoder  # a loaded LazyTextEncoder's HFTextEncoder
+    if frozen or not isinstance(encoder, HFTextEncoder):
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        return
+    with atomic_dir(folder) as tmp:
+        encoder.save_source(tmp)
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -44,6 +65,20 @@ def _origin_advice(path: Path) -> str:
         if kind == "released":
             return f"fetch it with `dvc repro release@{path.name}`, or give the folder where it is now"
     return "give the folder where it is now (a salsa2 checkpoint: config.json and model.safetensors)"
+
+
+def _load_text_source(path: Path, info: dict) -> HFTextEncoder | None:
+    """The trained text encoder saved in ``path/text`` (random weights until the checkpoint's are loaded); None
+    for a checkpoint without one (its text encoder comes from its source)."""
+    folder = path / TEXT_DIR
+    if info.get("text_frozen") or not (folder / SOURCE_FILE).is_file():
+        return None
+    try:
+        return HFTextEncoder.from_source(folder)
+    except Exception as err:  # noqa: BLE001 - json, transformers and tokenizers raise their own for damaged files
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise CheckpointError(f"{folder}: cannot rebuild the text encoder ({reason}); the checkpoint is damaged: "
+                              f"{_origin_advice(path)}") from None
 
 
 def load_checkpoint(path: str | Path) -> tuple[DualEncoder, dict]:
@@ -75,7 +110,7 @@ def load_checkpoint(path: str | Path) -> tuple[DualEncoder, dict]:
     if "weights" in cfg.audio_kwargs:  # the saved state replaces pretrained weights: do not fetch them
         kwargs = {**cfg.audio_kwargs, "weights": "none"}
         audio = AUDIO_ENCODERS.build(cfg.audio_arch, frontend=cfg.frontend, **kwargs)
-    model = DualEncoder(cfg, audio_encoder=audio)
+    model = DualEncoder(cfg, audio_encoder=audio, text_encoder=_load_text_source(path, info))
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise CheckpointError(f"{weights}: missing; {_origin_advice(path)}")

