@@ -21,25 +21,11 @@ Memory of the window index: float32 embeddings (``4 * D`` bytes per window) plus
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-_threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _threads
+from timing import median_ms  # sets the BLAS threads from --threads: import before numpy
 
 import numpy as np  # noqa: E402 - after the thread settings
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
 
 
 def synthetic_windows(n_files: int, per_file: int, dim: int, hop: float, window: float, seed: int = 0):
@@ -100,8 +86,8 @@ def main() -> None:
         return rank_moments(win, window_scores([q], [emb]), 10)
 
     truth = exact()
-    ms = _median_ms(exact, args.repeats)
-    ms_scores = _median_ms(lambda: window_scores([q], [emb]), args.repeats)
+    ms = median_ms(exact, args.repeats)
+    ms_scores = median_ms(lambda: window_scores([q], [emb]), args.repeats)
     rows = [("exact (numpy, blocked)", f"{ms:.0f}", f"{ms_scores:.0f}", "1.00", "-")]
     if args.ivf:
         import faiss
@@ -133,7 +119,7 @@ def main() -> None:
 
             got = approximate()
             recall = len(want & {(row, m.start) for m, row in got}) / max(1, len(want))
-            ms_ivf = _median_ms(approximate, args.repeats)
+            ms_ivf = median_ms(approximate, args.repeats)
             rows.append((f"faiss IVF{args.nlist},Flat nprobe {nprobe} + exact rescoring", f"{ms_ivf:.0f}", "-",
                          f"{recall:.2f}", f"{build:.0f}"))
     print(f"\none query, top-10 moments, {args.threads} thread(s):")

@@ -12,28 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# BLAS reads its thread count when numpy is first imported: set it from --threads before that.
-_threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _threads
+from timing import median_ms  # sets the BLAS threads from --threads: import before numpy
 
 import numpy as np
 import pandas as pd
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -64,9 +50,9 @@ def main() -> None:
         q = _unit(rng, 1, args.dim)
         q2 = _unit(rng, 1, args.dim)
         batch = _unit(rng, 100, args.dim)
-        one = _median_ms(lambda: top_k(q, items, args.k), args.repeats)
-        ens = _median_ms(lambda: top_k([q, q2], [items, items2], args.k), args.repeats)
-        many = _median_ms(lambda: top_k(batch, items, args.k), max(3, args.repeats // 10)) / len(batch)
+        one = median_ms(lambda: top_k(q, items, args.k), args.repeats)
+        ens = median_ms(lambda: top_k([q, q2], [items, items2], args.k), args.repeats)
+        many = median_ms(lambda: top_k(batch, items, args.k), max(3, args.repeats // 10)) / len(batch)
         try:
             import faiss
 
@@ -74,7 +60,7 @@ def main() -> None:
             flat = faiss.IndexFlatIP(args.dim)
             flat.add(items)
             assert (flat.search(q, args.k)[1] == top_k(q, items, args.k)[1]).all()
-            fa = _median_ms(lambda: flat.search(q, args.k), args.repeats)
+            fa = median_ms(lambda: flat.search(q, args.k), args.repeats)
         except ImportError:
             fa = float("nan")
         with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +70,7 @@ def main() -> None:
             write_index(Index(Path(tmp), files, {"m": items}, {"m": {"path": "", "id": "", "embed_dim": args.dim,
                                                                      "info": {}}}), path)
             size_mb = path.stat().st_size / 2**20
-            load = _median_ms(lambda: read_index(path), 3)
+            load = median_ms(lambda: read_index(path), 3)
         rows.append({"clips": n, "dim": args.dim, "1 query ms": one, "ensemble(2) ms": ens,
                      "batch100 ms/query": many, "faiss flat ms": fa, "load index ms": load, "index MB": size_mb})
     print(f"exact top-{args.k}, float32, {args.threads} thread(s), {os.cpu_count()} CPUs on this machine")
@@ -95,7 +81,7 @@ def main() -> None:
         t = time.perf_counter()
         model = load_model(args.model)
         loaded = time.perf_counter() - t
-        ms = _median_ms(lambda: embed_text(model, ["a dog barks while cars pass"]), args.repeats)
+        ms = median_ms(lambda: embed_text(model, ["a dog barks while cars pass"]), args.repeats)
         print(f"{args.model}: load {loaded:.1f} s; embed one text query {ms:.1f} ms")
 
 

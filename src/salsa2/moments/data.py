@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,22 +122,27 @@ def _unique(queries: Sequence[MomentQuery], wheres: Sequence[str]) -> list[Momen
     return list(queries)
 
 
-def read_moment_jsonl(path: str | Path) -> list[MomentQuery]:
-    """Queries of a jsonl annotation file (lighthouse's Clotho-Moment / CASTELLA release format)."""
-    path = Path(path)
-    queries, wheres = [], []
+def jsonl_rows(path: str | Path, error: type[Exception]) -> Iterator[tuple[str, object]]:
+    """``(where, row)`` for each non-empty line of a jsonl file, ``where`` = ``path:line``; a line that is not JSON
+    raises ``error`` naming it."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             where = f"{path}:{n}"
             try:
-                row = json.loads(line)
+                yield where, json.loads(line)
             except json.JSONDecodeError as err:
-                raise AnnotationError(f"{where}: not a JSON object ({err.msg} at column {err.colno}); each line "
-                                      "must be one query's JSON object") from None
-            queries.append(_query(row, where))
-            wheres.append(where)
+                raise error(f"{where}: not a JSON object ({err.msg} at column {err.colno}); each line must be "
+                            "one query's JSON object") from None
+
+
+def read_moment_jsonl(path: str | Path) -> list[MomentQuery]:
+    """Queries of a jsonl annotation file (lighthouse's Clotho-Moment / CASTELLA release format)."""
+    queries, wheres = [], []
+    for where, row in jsonl_rows(path, AnnotationError):
+        queries.append(_query(row, where))
+        wheres.append(where)
     return _unique(queries, wheres)
 
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from salsa2.moments.data import MomentQuery
+from salsa2.moments.data import MomentQuery, jsonl_rows
 from salsa2.moments.detect import Moment
 from salsa2.utils.errors import UserError
 from salsa2.utils.fsutil import atomic_path
@@ -43,26 +43,17 @@ def write_submission(path: str | Path, rows: Iterable[dict]) -> None:
 
 def read_submission(path: str | Path) -> dict[str, list[list[float]]]:
     """qid -> [[start, end, score], ...] in the listed order, from a submission jsonl (checked row by row)."""
-    path = Path(path)
     out: dict[str, list[list[float]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise SubmissionError(f"{where}: not a JSON object ({err.msg}); each line is one query's row") from None
-            if not isinstance(row, dict) or "qid" not in row or "pred_relevant_windows" not in row:
-                raise SubmissionError(f"{where}: needs keys qid and pred_relevant_windows")
-            windows = row["pred_relevant_windows"]
-            if not isinstance(windows, list) or not all(
-                    isinstance(w, list) and len(w) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                                and math.isfinite(v) for v in w) for w in windows):
-                raise SubmissionError(f"{where}: pred_relevant_windows must be a list of [start, end, score] numbers")
-            qid = str(row["qid"])
-            if qid in out:
-                raise SubmissionError(f"{where}: qid {qid!r} appears twice; give one row per query")
-            out[qid] = [[float(v) for v in w] for w in windows]
+    for where, row in jsonl_rows(path, SubmissionError):
+        if not isinstance(row, dict) or "qid" not in row or "pred_relevant_windows" not in row:
+            raise SubmissionError(f"{where}: needs keys qid and pred_relevant_windows")
+        windows = row["pred_relevant_windows"]
+        if not isinstance(windows, list) or not all(
+                isinstance(w, list) and len(w) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                            and math.isfinite(v) for v in w) for w in windows):
+            raise SubmissionError(f"{where}: pred_relevant_windows must be a list of [start, end, score] numbers")
+        qid = str(row["qid"])
+        if qid in out:
+            raise SubmissionError(f"{where}: qid {qid!r} appears twice; give one row per query")
+        out[qid] = [[float(v) for v in w] for w in windows]
     return out
