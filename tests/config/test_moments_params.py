@@ -46,7 +46,7 @@ def test_absent_section_gives_defaults():
 def test_moment_stages_declare_what_they_read():
     """-S moments.window / hop / method / methods re-run moments_evaluate only; moments.demo re-runs both."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    readers = {name: [p for p in stage.get("params", []) if p.startswith("moments")]
+    readers = {name: [p for p in stage.get("params", []) if isinstance(p, str) and p.startswith("moments")]
                for name, stage in stages.items() if "do" not in stage}
     assert {k: v for k, v in readers.items() if v} == {
         "moments_demo": ["moments.demo"],

@@ -6,6 +6,7 @@ reading ``mel64``. The released checkpoint itself comes from tests/helpers/relea
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def build_library(root: Path) -> Library:
     build_features(data, mel64(), root / "features" / "mel64", min_duration=0.5)
     build_features(data, FrontendConfig(**KALDI128), root / "features" / "kaldi128", min_duration=0.5)
     test = [c for c in CLIPS if c[1] == "test"]
-    judged = [{"caption": cap, "file": name, "relevant": ";".join([name] + ([test[0][0]] if j == 1 else []))}
+    judged = [{"caption": cap, "file": name, "relevant": json.dumps([name] + ([test[0][0]] if j == 1 else []))}
               for name, _, _, caps in test for j, cap in enumerate(caps)]
     pd.DataFrame(judged).to_csv(root / "judgements.csv", index=False)
     build_text_features(data, "minilm", 32, "spaces", None, root / "text_features.npz")
