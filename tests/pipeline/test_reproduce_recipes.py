@@ -165,29 +165,49 @@ def test_documented_recipe_reaches_evaluate(name, mirror, tmp_path):
             assert ran["stage2"]["sup_weight"] == 1.0
 
 
+
+def served_release(model: str, imported_release: dict, folder: Path) -> tuple[list[Path], str, str]:
+    """A fixture checkpoint of ``model``'s format cut into as many parts as the preset's URLs, in ``folder``:
+    (the parts, the tiny text model's folder, its text encoder name). passt_roberta: the salsa-format file of
+    tests/helpers/released_model.py; dcase2025_baseline: a seeded one in the baseline's format
+    (tests/helpers/released_reference.py)."""
+    if model == "passt_roberta":
+        return split_file(imported_release["whole"], folder, 5), imported_release["roberta"], TINY_TEXT
+    from helpers.released_reference import TEXT_ENCODER, save_lightning, seeded_release, tiny_text_folder
+    from salsa2.model.release_dcase2025 import RELEASE_FILE
+
+    text = tiny_text_folder(folder.parent / "text", model)
+    folder.mkdir(parents=True)
+    return [save_lightning(folder / RELEASE_FILE, *seeded_release(model, text))], text, TEXT_ENCODER[model]
+
+
 @pytest.mark.slow
-def test_documented_released_recipe_scores_the_model(mirror, imported_release, tmp_path):
-    """released-passt_roberta's two documented commands: the release (five parts over HTTP), Clotho and its cache,
-    no training; then `salsa2 evaluate` with the judgements."""
+@pytest.mark.parametrize("name", ["released-passt_roberta", "released-dcase2025_baseline"])
+def test_documented_released_recipe_scores_the_model(name, mirror, imported_release, tmp_path):
+    """A released model's two documented commands: the release (its parts over HTTP), Clotho and its cache, no
+    training; then `salsa2 evaluate` with the judgements."""
     pytest.importorskip("transformers")
     srv, _, sha = mirror
-    exp, evaluate = documented_released()["released-passt_roberta"]
-    parts = split_file(imported_release["whole"], tmp_path / "served", 5)
+    exp, evaluate = documented_released()[name]
+    model = name.removeprefix("released-")
+    parts, text, text_model = served_release(model, imported_release, tmp_path / "served")
+    assert len(parts) == len(presets.load(REPO / "presets" / f"{name}.yaml")["released"][model]["parts"])
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(  # the stages know only the text encoders salsa2 ships
         f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nfrom helpers.released_model import register_tiny_text\n"
-        f"register_tiny_text({imported_release['roberta']!r})\n")
+        f"register_tiny_text({text!r}, {text_model!r})\n")
     with FileServer(tmp_path / "served") as release_srv:
-        preset = tiny_preset("released-passt_roberta", srv.url, sha)
-        preset["released"] = {"passt_roberta": {"parts": [f"{release_srv.url}/{p.name}" for p in parts],
-                                                "text_model": TINY_TEXT}}
-        files = {"presets/released-passt_roberta.yaml": yaml.safe_dump(preset, sort_keys=False)}
+        preset = tiny_preset(name, srv.url, sha)
+        entry = preset["released"][model]
+        preset["released"] = {model: {**entry, "parts": [f"{release_srv.url}/{p.name}" for p in parts],
+                                      "text_model": text_model}}
+        files = {f"presets/{name}.yaml": yaml.safe_dump(preset, sort_keys=False)}
         root = make_project(tmp_path / "project", demo_params(n_train=4, n_val=3, n_test=3), files)
         env = {"PYTHONPATH": f"{hook}:{REPO / 'src'}", "TOKENIZERS_PARALLELISM": "false"}
         out = run(["bash", "-c", exp], root, env=env)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert {"release@passt_roberta", "download@clotho", "prepare", "features@kaldi128"} <= ran, out[-2000:]
+    assert {f"release@{model}", "download@clotho", "prepare", "features@kaldi128"} <= ran, out[-2000:]
     assert not {s for s in ran if s.split("@")[0] in ("stage1", "ensemble", "stage2", "evaluate")}
     assert "Pensol - le Moulin cours d&#39;eau.wav" in (root / "data/judgements.csv").read_text()
 
