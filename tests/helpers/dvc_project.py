@@ -50,7 +50,10 @@ def make_project(root: Path, params: dict, files: dict[str, str] | None = None) 
 
 
 def demo_params(**demo: int) -> dict:
-    """The repository's params.yaml with the demo shrunk to ``demo`` (n_train, n_val, n_test) and one worker."""
+    """The repository's params.yaml with the demo shrunk to ``demo`` (n_train, n_val, n_test) and one worker, and the
+    long-recording demo to one recording of its test clips."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["demo"].update(workers=1, **demo)
+    clips = min(3, params["demo"]["n_test"])  # the long-recording demo places test clips: as many as there are
+    params["moments"]["demo"].update(recordings=1, min_seconds=30, max_seconds=60, min_clips=1, max_clips=clips)
     return params
