@@ -70,7 +70,7 @@ def test_paper_preset_runs_the_pipeline(tmp_path):
 
 def test_readme_commands_hand_dvc_the_presets_words(tmp_path):
     """Each README line with a ``dvc`` on PATH that prints its arguments: DVC gets ``exp run`` and the preset's
-    ``-S`` words, one word each and without shell quotes (an ``eval`` of a script's output is no longer needed);
+    ``-S`` words, one word each and without shell quotes (no ``eval`` of a script's output);
     the ``--dry`` line prints the preview and calls no DVC."""
     shim = tmp_path / "bin" / "dvc"
     shim.parent.mkdir()
