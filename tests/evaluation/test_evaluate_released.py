@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers.released_use import DATASET, released_stand_in, trained_checkpoint
+from helpers.released_use import released_project, DATASET, released_stand_in, trained_checkpoint
 from salsa2.evaluation.evaluate import evaluate_models, released_models
 from salsa2.evaluation.metrics import bidirectional_metrics
 from salsa2.features.caches import NoFeatureCache, feature_caches
@@ -31,9 +31,7 @@ def trained(tmp_path_factory) -> Path:
 @pytest.fixture()
 def project(imported_release, tmp_path, monkeypatch) -> Path:
     """A working directory whose models/released/salsa is the imported release (as stage release@salsa leaves it)."""
-    (tmp_path / "models/released").mkdir(parents=True)
-    os.symlink(imported_release["folder"], tmp_path / "models/released/salsa")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(released_project(imported_release["folder"], tmp_path))
     return tmp_path
 
 

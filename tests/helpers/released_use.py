@@ -7,6 +7,7 @@ reading ``mel64``. The released checkpoint itself comes from tests/helpers/relea
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +109,11 @@ def released_stand_in(out: Path) -> Path:
     record = {"source": "https://github.com/OptimusPrimus/salsa", "file": "passt_roberta.ckpt", "sha256": "ab" * 32,
               "train_on": "clothov2", "synthetic_only": False, "note": "released by the authors"}
     return trained_checkpoint(out, frontend=FrontendConfig(**KALDI128), trained_on=record)
+
+
+def released_project(folder: Path, root: Path, name: str = "salsa") -> Path:
+    """``root`` laid out as a project whose ``models/released/<name>`` is the checkpoint ``folder`` (as stage
+    release@<name> leaves it); returns ``root`` (chdir there to resolve released names)."""
+    (root / "models/released").mkdir(parents=True)
+    os.symlink(folder, root / "models/released" / name)
+    return root

@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from helpers.released_use import released_stand_in, trained_checkpoint
+from helpers.released_use import released_project, released_stand_in, trained_checkpoint
 from salsa2.model.locate import CheckpointNotFound, checkpoint_frontend, find_checkpoint, released_path
 from salsa2.model.provenance import PUBLISHED, provenance_lines, released_provenance
 from salsa2.model.release_import import KALDI128
@@ -28,9 +27,7 @@ def stand_in(tmp_path_factory) -> Path:
 @pytest.fixture()
 def project(stand_in, tmp_path, monkeypatch) -> Path:
     """A working directory whose models/released/salsa is a released model (as stage release@salsa leaves it)."""
-    (tmp_path / "models/released").mkdir(parents=True)
-    os.symlink(stand_in, tmp_path / "models/released/salsa")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(released_project(stand_in, tmp_path))
     return tmp_path
 
 
